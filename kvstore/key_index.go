@@ -36,12 +36,18 @@ func (r *record) tombstone() bool { return r.version == 0 }
 // keyIndex is stored by value in the B-tree so that a cloned tree (a snapshot
 // view) never sees a later change of revs: appends write past the length the
 // view knows, and compaction builds new slices.
+//
+// The key is a string sharing the bytes of the records' keys (see liveKey):
+// it keeps the B-tree items small.
 type keyIndex struct {
-	key  []byte
+	key  string
 	revs []*record
 }
 
-func lessKeyIndex(a, b keyIndex) bool { return bytes.Compare(a.key, b.key) < 0 }
+func lessKeyIndex(a, b keyIndex) bool { return a.key < b.key }
+
+// probe is a keyIndex to search the tree for k.
+func probe(k []byte) keyIndex { return keyIndex{key: liveKey(k)} }
 
 const btreeDegree = 32
 
@@ -83,16 +89,16 @@ func (ki *keyIndex) at(rev int64) *record {
 func ascend(t *btree.BTreeG[keyIndex], key, end []byte, fn func(ki *keyIndex) bool) {
 	switch {
 	case len(end) == 0:
-		if ki, ok := t.Get(keyIndex{key: key}); ok {
+		if ki, ok := t.Get(probe(key)); ok {
 			fn(&ki)
 		}
 	case len(end) == 1 && end[0] == 0:
-		t.AscendGreaterOrEqual(keyIndex{key: key}, func(ki keyIndex) bool { return fn(&ki) })
+		t.AscendGreaterOrEqual(probe(key), func(ki keyIndex) bool { return fn(&ki) })
 	default:
 		if bytes.Compare(key, end) >= 0 {
 			return
 		}
-		t.AscendRange(keyIndex{key: key}, keyIndex{key: end}, func(ki keyIndex) bool { return fn(&ki) })
+		t.AscendRange(probe(key), probe(end), func(ki keyIndex) bool { return fn(&ki) })
 	}
 }
 

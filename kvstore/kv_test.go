@@ -500,10 +500,10 @@ func TestCompact(t *testing.T) {
 	if got := keysOf(at5.Kvs); !slices.Equal(got, []string{"live"}) || at5.Kvs[0].ModRevision != 3 {
 		t.Fatalf("at the compacted revision the newest version is kept: %v", at5.Kvs)
 	}
-	if _, ok := s.tree.Get(keyIndex{key: b("dead")}); ok {
+	if _, ok := s.tree.Get(keyIndex{key: "dead"}); ok {
 		t.Fatal("a key deleted at or before the compaction must be gone from the index")
 	}
-	ki, _ := s.tree.Get(keyIndex{key: b("live")})
+	ki, _ := s.tree.Get(keyIndex{key: "live"})
 	if len(ki.revs) != 2 {
 		t.Fatalf("live key keeps exactly the version at 5 and later: %d records", len(ki.revs))
 	}

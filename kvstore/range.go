@@ -48,17 +48,26 @@ func (s *Store) rangeLocked(r *pb.RangeRequest, curRev int64) (*pb.RangeResponse
 
 	var kvs []*mvccpb.KeyValue
 	count := int64(0)
-	ascend(s.tree, r.Key, r.RangeEnd, func(ki *keyIndex) bool {
-		rec := ki.at(rev)
-		if rec == nil {
-			return true
-		}
+	visit := func(rec *record) {
 		count++
 		if !r.CountOnly && (limit == 0 || int64(len(kvs)) < limit) {
 			kvs = append(kvs, toKV(rec, false))
 		}
-		return true
-	})
+	}
+	if len(r.RangeEnd) == 0 && rev == curRev {
+		// A point read of the current state: no walk of the tree.
+		if rec := s.live[string(r.Key)]; rec != nil {
+			kvs = make([]*mvccpb.KeyValue, 0, 1)
+			visit(rec)
+		}
+	} else {
+		ascend(s.tree, r.Key, r.RangeEnd, func(ki *keyIndex) bool {
+			if rec := ki.at(rev); rec != nil {
+				visit(rec)
+			}
+			return true
+		})
+	}
 
 	resp := &pb.RangeResponse{Header: &pb.ResponseHeader{Revision: curRev}, Count: count}
 	if r.CountOnly {

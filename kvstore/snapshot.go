@@ -149,7 +149,7 @@ func (s *Store) Restore(r io.Reader) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	oldRev := s.rev
-	s.tree, s.log, s.rev, s.compactRev = st.tree, st.log, st.rev, st.compactRev
+	s.tree, s.live, s.log, s.rev, s.compactRev = st.tree, st.live, st.log, st.rev, st.compactRev
 	s.leases, s.nextLease, s.size = st.leases, st.nextLease, st.size
 	s.hub.restored(oldRev, s.rev, s.compactRev)
 	return nil
@@ -159,6 +159,7 @@ func (s *Store) Restore(r io.Reader) error {
 // touches nothing.
 type restoredState struct {
 	tree       *btree.BTreeG[keyIndex]
+	live       map[string]*record
 	log        []*record
 	rev        int64
 	compactRev int64
@@ -181,7 +182,7 @@ func decodeSnapshot(r io.Reader) (*restoredState, error) {
 	if v := d.uvarint(); d.err == nil && v != snapshotVersion {
 		return nil, fmt.Errorf("%w: %d", ErrSnapshotVersion, v)
 	}
-	st := &restoredState{tree: newTree(), leases: make(map[int64]*lease)}
+	st := &restoredState{tree: newTree(), live: make(map[string]*record), leases: make(map[int64]*lease)}
 	st.rev = d.varint()
 	st.compactRev = d.varint()
 	st.nextLease = d.varint()
@@ -238,15 +239,15 @@ func (st *restoredState) add(rec *record, lastMod *int64) error {
 	} else if *lastMod != 0 || rec.tombstone() {
 		return corrupt("compacted record out of place")
 	}
-	ki, ok := st.tree.Get(keyIndex{key: rec.key})
+	ki, ok := st.tree.Get(probe(rec.key))
 	if ok {
 		last := ki.latest()
 		if last.mod > rec.mod {
 			return corrupt("history of %q out of order", rec.key)
 		}
-		rec.key = ki.key
+		rec.key = last.key // one copy of the key bytes per key
 	} else {
-		ki = keyIndex{key: rec.key}
+		ki = keyIndex{key: liveKey(rec.key)}
 	}
 	ki.revs = append(ki.revs, rec)
 	st.tree.ReplaceOrInsert(ki)
@@ -257,12 +258,15 @@ func (st *restoredState) add(rec *record, lastMod *int64) error {
 	return nil
 }
 
-// attachLeases attaches every live key to its lease. Older versions may name
+// attachLeases indexes the live keys and attaches each to its lease. Older versions may name
 // leases revoked since; the live version may not.
 func (st *restoredState) attachLeases() error {
 	var err error
 	st.tree.Ascend(func(ki keyIndex) bool {
 		r := ki.latest()
+		if !r.tombstone() {
+			st.live[ki.key] = r
+		}
 		if r.tombstone() || r.lease == 0 {
 			return true
 		}

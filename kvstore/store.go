@@ -2,6 +2,7 @@ package kvstore
 
 import (
 	"sync"
+	"unsafe"
 
 	"github.com/google/btree"
 	"go.etcd.io/etcd/api/v3/mvccpb"
@@ -60,6 +61,7 @@ type Store struct {
 	// Lock order: Store.mu before WatchStream.mu.
 	mu         sync.RWMutex
 	tree       *btree.BTreeG[keyIndex]
+	live       map[string]*record // the live version of every live key, for point reads
 	log        []*record // every record with mod >= compactRev, in write order
 	rev        int64
 	compactRev int64
@@ -78,6 +80,7 @@ func New(cfg Config) *Store {
 
 func (s *Store) resetLocked() {
 	s.tree = newTree()
+	s.live = make(map[string]*record)
 	s.log = nil
 	s.rev = 1
 	s.compactRev = 0
@@ -123,6 +126,10 @@ func (s *Store) Len() int {
 	})
 	return n
 }
+
+// liveKey returns the map key for k without copying it: the bytes of a
+// stored key are never modified, so a string may share them.
+func liveKey(k []byte) string { return unsafe.String(unsafe.SliceData(k), len(k)) }
 
 func toKV(r *record, keysOnly bool) *mvccpb.KeyValue {
 	kv := &mvccpb.KeyValue{

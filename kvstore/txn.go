@@ -128,6 +128,13 @@ func (s *Store) comparesLocked(cs []*pb.Compare) bool {
 // the compare's range must satisfy it. A missing key compares as a key whose
 // fields are all zero, except that a VALUE compare on a missing key is false.
 func (s *Store) compareLocked(c *pb.Compare) bool {
+	if len(c.RangeEnd) == 0 {
+		rec := s.live[string(c.Key)]
+		if rec == nil {
+			return c.Target != pb.Compare_VALUE && compareRecord(c, &record{})
+		}
+		return compareRecord(c, rec)
+	}
 	matched, ok := false, true
 	ascend(s.tree, c.Key, c.RangeEnd, func(ki *keyIndex) bool {
 		rec := ki.latest()

@@ -240,7 +240,7 @@ func (s *Store) catchUpLocked(w *watcher) (WatchResponse, bool) {
 		}
 		var prev *record
 		if w.prevKV {
-			if ki, ok := s.tree.Get(keyIndex{key: rec.key}); ok {
+			if ki, ok := s.tree.Get(probe(rec.key)); ok {
 				prev = ki.eventPrev(rec, s.compactRev)
 			}
 		}

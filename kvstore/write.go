@@ -61,16 +61,18 @@ func (w *writer) finish() {
 // ignoreLease require the key to exist. Both are checked before any write.
 func (w *writer) put(key, value []byte, leaseID int64, ignoreValue, ignoreLease bool) *record {
 	s := w.s
-	ki, ok := s.tree.Get(keyIndex{key: key})
+	ki, ok := s.tree.Get(probe(key))
 	var prev *record
 	if ok {
-		if l := ki.latest(); l != nil && !l.tombstone() {
+		l := ki.latest()
+		if !l.tombstone() {
 			prev = l
 		}
+		key = l.key // one copy of the key bytes per key
 	} else {
-		ki = keyIndex{key: key}
+		ki = keyIndex{key: liveKey(key)}
 	}
-	rec := &record{key: ki.key, value: value, mod: w.rev, lease: leaseID, create: w.rev, version: 1}
+	rec := &record{key: key, value: value, mod: w.rev, lease: leaseID, create: w.rev, version: 1}
 	if prev != nil {
 		rec.create = prev.create
 		rec.version = prev.version + 1
@@ -83,6 +85,7 @@ func (w *writer) put(key, value []byte, leaseID int64, ignoreValue, ignoreLease 
 	}
 	ki.revs = append(ki.revs, rec)
 	s.tree.ReplaceOrInsert(ki)
+	s.live[ki.key] = rec
 	s.size += int64(len(rec.key)+len(rec.value)) + recordOverhead
 
 	var prevLease int64
@@ -111,11 +114,12 @@ func (w *writer) deleteRange(key, end []byte) []*record {
 	deleted := make([]*record, 0, len(victims))
 	for _, ki := range victims {
 		prev := ki.latest()
-		tomb := &record{key: ki.key, mod: w.rev}
+		tomb := &record{key: prev.key, mod: w.rev}
 		ki.revs = append(ki.revs, tomb)
 		s.tree.ReplaceOrInsert(ki)
+		delete(s.live, ki.key)
 		s.size += int64(len(tomb.key)) + recordOverhead
-		s.detachLocked(prev.lease, ki.key)
+		s.detachLocked(prev.lease, prev.key)
 		w.changes = append(w.changes, change{rec: tomb, prev: ki.eventPrev(tomb, s.compactRev)})
 		deleted = append(deleted, prev)
 	}
@@ -142,8 +146,7 @@ func (s *Store) Put(r *pb.PutRequest) (*pb.PutResponse, error) {
 // checkPutLocked checks what a put needs from the current state.
 func (s *Store) checkPutLocked(r *pb.PutRequest) error {
 	if r.IgnoreValue || r.IgnoreLease {
-		ki, ok := s.tree.Get(keyIndex{key: r.Key})
-		if l := ki.latest(); !ok || l == nil || l.tombstone() {
+		if s.live[string(r.Key)] == nil {
 			return ErrKeyNotFound
 		}
 	}
