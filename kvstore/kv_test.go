@@ -479,9 +479,9 @@ func TestTxnBranchesAndNesting(t *testing.T) {
 
 func TestCompact(t *testing.T) {
 	s := New(Config{})
-	mustPut(t, s, "live", "1", 0) // 2
-	mustPut(t, s, "live", "2", 0) // 3
-	mustPut(t, s, "dead", "1", 0) // 4
+	mustPut(t, s, "live", "1", 0)                                                    // 2
+	mustPut(t, s, "live", "2", 0)                                                    // 3
+	mustPut(t, s, "dead", "1", 0)                                                    // 4
 	if _, err := s.DeleteRange(&pb.DeleteRangeRequest{Key: b("dead")}); err != nil { // 5
 		t.Fatal(err)
 	}

@@ -25,9 +25,9 @@ type model struct {
 }
 
 type mver struct {
-	value                      string
+	value                       string
 	create, mod, version, lease int64
-	deleted                    bool
+	deleted                     bool
 }
 
 func newModel() *model {

@@ -62,7 +62,7 @@ type Store struct {
 	mu         sync.RWMutex
 	tree       *btree.BTreeG[keyIndex]
 	live       map[string]*record // the live version of every live key, for point reads
-	log        []*record // every record with mod >= compactRev, in write order
+	log        []*record          // every record with mod >= compactRev, in write order
 	rev        int64
 	compactRev int64
 	leases     map[int64]*lease
