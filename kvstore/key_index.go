@@ -49,7 +49,7 @@ func lessKeyIndex(a, b keyIndex) bool { return a.key < b.key }
 // probe is a keyIndex to search the tree for k.
 func probe(k []byte) keyIndex { return keyIndex{key: liveKey(k)} }
 
-const btreeDegree = 32
+const btreeDegree = 64
 
 func newTree() *btree.BTreeG[keyIndex] { return btree.NewG(btreeDegree, lessKeyIndex) }
 

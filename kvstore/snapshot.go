@@ -9,6 +9,7 @@ import (
 	"hash/crc32"
 	"io"
 	"slices"
+	"strings"
 
 	"github.com/google/btree"
 )
@@ -17,7 +18,7 @@ import (
 // lengths), byte strings are a uvarint length and the bytes:
 //
 //	magic "coordkv\n"  version
-//	rev  compactRev  nextLease
+//	rev  compactRev  nextLease  keys  logLen     (the last two: size hints)
 //	leases:  { 1 id ttl } 0
 //	records: { 1 key value create mod version lease } 0
 //	crc32c of every byte before it, 4 bytes little endian
@@ -30,6 +31,7 @@ const (
 	snapshotMagic   = "coordkv\n"
 	snapshotVersion = 1
 	maxSnapshotItem = 1 << 31 // bound on one key or value, against corrupt lengths
+	maxSizeHint     = 1 << 22 // bound on what a size hint may presize
 )
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
@@ -75,6 +77,8 @@ func (sn *Snapshot) WriteTo(w io.Writer) (int64, error) {
 	e.varint(sn.rev)
 	e.varint(sn.compactRev)
 	e.varint(sn.nextLease)
+	e.uvarint(uint64(sn.tree.Len()))
+	e.uvarint(uint64(len(sn.log)))
 	for _, l := range sn.leases {
 		e.uvarint(1)
 		e.varint(l.ID)
@@ -166,6 +170,9 @@ type restoredState struct {
 	nextLease  int64
 	leases     map[int64]*lease
 	size       int64
+
+	keys  map[string]int // position in index while decoding
+	index []keyIndex
 }
 
 func corrupt(format string, args ...any) error {
@@ -182,10 +189,15 @@ func decodeSnapshot(r io.Reader) (*restoredState, error) {
 	if v := d.uvarint(); d.err == nil && v != snapshotVersion {
 		return nil, fmt.Errorf("%w: %d", ErrSnapshotVersion, v)
 	}
-	st := &restoredState{tree: newTree(), live: make(map[string]*record), leases: make(map[int64]*lease)}
+	st := &restoredState{leases: make(map[int64]*lease)}
 	st.rev = d.varint()
 	st.compactRev = d.varint()
 	st.nextLease = d.varint()
+	// Size hints only presize; a corrupt one costs at most maxSizeHint.
+	keys, logLen := min(d.uvarint(), maxSizeHint), min(d.uvarint(), maxSizeHint)
+	st.keys = make(map[string]int, keys)
+	st.index = make([]keyIndex, 0, keys)
+	st.log = make([]*record, 0, logLen)
 	for d.err == nil && d.uvarint() == 1 {
 		id, ttl := d.varint(), d.varint()
 		if _, dup := st.leases[id]; dup || id == 0 {
@@ -217,7 +229,7 @@ func decodeSnapshot(r io.Reader) (*restoredState, error) {
 	if _, err := d.r.ReadByte(); err != io.EOF {
 		return nil, corrupt("trailing data")
 	}
-	if err := st.attachLeases(); err != nil {
+	if err := st.buildIndex(); err != nil {
 		return nil, err
 	}
 	// A revision never goes backwards, whatever was lost to compaction.
@@ -239,18 +251,18 @@ func (st *restoredState) add(rec *record, lastMod *int64) error {
 	} else if *lastMod != 0 || rec.tombstone() {
 		return corrupt("compacted record out of place")
 	}
-	ki, ok := st.tree.Get(probe(rec.key))
-	if ok {
+	if i, ok := st.keys[liveKey(rec.key)]; ok {
+		ki := &st.index[i]
 		last := ki.latest()
 		if last.mod > rec.mod {
 			return corrupt("history of %q out of order", rec.key)
 		}
 		rec.key = last.key // one copy of the key bytes per key
+		ki.revs = append(ki.revs, rec)
 	} else {
-		ki = keyIndex{key: liveKey(rec.key)}
+		st.keys[liveKey(rec.key)] = len(st.index)
+		st.index = append(st.index, keyIndex{key: liveKey(rec.key), revs: []*record{rec}})
 	}
-	ki.revs = append(ki.revs, rec)
-	st.tree.ReplaceOrInsert(ki)
 	if rec.mod >= st.compactRev {
 		st.log = append(st.log, rec)
 	}
@@ -258,27 +270,32 @@ func (st *restoredState) add(rec *record, lastMod *int64) error {
 	return nil
 }
 
-// attachLeases indexes the live keys and attaches each to its lease. Older versions may name
-// leases revoked since; the live version may not.
-func (st *restoredState) attachLeases() error {
-	var err error
-	st.tree.Ascend(func(ki keyIndex) bool {
+// index builds the key index in key order (a B-tree filled in order stays
+// in cache), indexes the live keys and attaches each to its lease. Older
+// versions may name leases revoked since; the live version may not.
+func (st *restoredState) buildIndex() error {
+	slices.SortFunc(st.index, func(a, b keyIndex) int { return strings.Compare(a.key, b.key) })
+	st.keys = nil
+	st.tree = newTree()
+	st.live = make(map[string]*record, len(st.index))
+	for _, ki := range st.index {
+		st.tree.ReplaceOrInsert(ki)
 		r := ki.latest()
-		if !r.tombstone() {
-			st.live[ki.key] = r
+		if r.tombstone() {
+			continue
 		}
-		if r.tombstone() || r.lease == 0 {
-			return true
+		st.live[ki.key] = r
+		if r.lease == 0 {
+			continue
 		}
 		l := st.leases[r.lease]
 		if l == nil {
-			err = corrupt("key %q attached to unknown lease %d", r.key, r.lease)
-			return false
+			return corrupt("key %q attached to unknown lease %d", r.key, r.lease)
 		}
-		l.keys[string(r.key)] = struct{}{}
-		return true
-	})
-	return err
+		l.keys[ki.key] = struct{}{}
+	}
+	st.index = nil
+	return nil
 }
 
 type decoder struct {
@@ -297,30 +314,37 @@ func (d *decoder) raw(b []byte) {
 	d.crc.Write(b)
 }
 
-// byteReader feeds varint decoding through the checksum.
-func (d *decoder) ReadByte() (byte, error) {
-	b, err := d.r.ReadByte()
-	if err == nil {
-		d.crc.Write([]byte{b})
+var errBadVarint = errors.New("malformed varint")
+
+// next peeks at the bytes of the next varint and consumes them through the
+// checksum once decoded.
+func (d *decoder) next(decode func([]byte) int) {
+	if d.err != nil {
+		return
 	}
-	return b, err
+	buf, err := d.r.Peek(binary.MaxVarintLen64)
+	if len(buf) == 0 {
+		d.err = err
+		return
+	}
+	n := decode(buf)
+	if n <= 0 {
+		d.err = errBadVarint
+		return
+	}
+	d.crc.Write(buf[:n])
+	_, d.err = d.r.Discard(n)
 }
 
 func (d *decoder) uvarint() uint64 {
-	if d.err != nil {
-		return 0
-	}
-	v, err := binary.ReadUvarint(d)
-	d.err = err
+	var v uint64
+	d.next(func(b []byte) (n int) { v, n = binary.Uvarint(b); return n })
 	return v
 }
 
 func (d *decoder) varint() int64 {
-	if d.err != nil {
-		return 0
-	}
-	v, err := binary.ReadVarint(d)
-	d.err = err
+	var v int64
+	d.next(func(b []byte) (n int) { v, n = binary.Varint(b); return n })
 	return v
 }
 
