@@ -3,9 +3,11 @@ package kvstore
 import "sort"
 
 // Compact drops the history older than rev. Reads and watches at rev and
-// later are unaffected; below rev they fail with ErrCompacted. The newest
-// version at or below rev of every live key is kept; a key whose newest
-// version at or below rev is a tombstone disappears with its history.
+// later are unaffected; below rev they fail with ErrCompacted. Of each key
+// the newest record at or below rev is kept when it is live, or when it is a
+// tombstone written exactly at rev (as etcd does, so a watch from rev still
+// sees that delete); a key whose newest record is an older tombstone
+// disappears with its history.
 // Compacting at or below the compacted revision fails with ErrCompacted,
 // above the current revision with ErrFutureRev. The revision does not move.
 //
@@ -26,7 +28,7 @@ func (s *Store) Compact(rev int64) error {
 		// i: the records at or below rev; keep the last of them if live.
 		i := sort.Search(len(ki.revs), func(i int) bool { return ki.revs[i].mod > rev })
 		keep := i
-		if i > 0 && !ki.revs[i-1].tombstone() {
+		if i > 0 && (!ki.revs[i-1].tombstone() || ki.revs[i-1].mod == rev) {
 			keep = i - 1
 			if ki.revs[keep].mod == rev {
 				keptAtRev[ki.revs[keep]] = true
@@ -50,8 +52,8 @@ func (s *Store) Compact(rev int64) error {
 	}
 
 	// The log keeps what the key index keeps at and above rev: everything
-	// newer than rev, and at rev only the versions that stay live. (Usually
-	// one record per key at rev, but a txn can write a key more than once.)
+	// newer than rev, and at rev the last record of each key. (Usually there
+	// is one per key, but a txn can write a key more than once.)
 	i := sort.Search(len(s.log), func(i int) bool { return s.log[i].mod >= rev })
 	log := make([]*record, 0, len(s.log)-i)
 	for _, r := range s.log[i:] {

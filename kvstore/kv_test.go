@@ -500,8 +500,8 @@ func TestCompact(t *testing.T) {
 	if got := keysOf(at5.Kvs); !slices.Equal(got, []string{"live"}) || at5.Kvs[0].ModRevision != 3 {
 		t.Fatalf("at the compacted revision the newest version is kept: %v", at5.Kvs)
 	}
-	if _, ok := s.tree.Get(keyIndex{key: "dead"}); ok {
-		t.Fatal("a key deleted at or before the compaction must be gone from the index")
+	if ki, ok := s.tree.Get(keyIndex{key: "dead"}); !ok || len(ki.revs) != 1 || !ki.revs[0].tombstone() {
+		t.Fatal("a delete exactly at the compacted revision stays, as in etcd")
 	}
 	ki, _ := s.tree.Get(keyIndex{key: "live"})
 	if len(ki.revs) != 2 {
@@ -509,6 +509,9 @@ func TestCompact(t *testing.T) {
 	}
 	if err := s.Compact(6); err != nil {
 		t.Fatal(err)
+	}
+	if _, ok := s.tree.Get(keyIndex{key: "dead"}); ok {
+		t.Fatal("a key deleted before the compacted revision must be gone from the index")
 	}
 	if s.Rev() != 6 {
 		t.Fatalf("revision moved by compaction: %d", s.Rev())
@@ -561,5 +564,28 @@ func TestLeases(t *testing.T) {
 	}
 	if k, _ := s.LeaseKeys(2); len(k.Keys) != 1 || string(k.Keys[0]) != "other" {
 		t.Fatalf("lease keys: %q", k.Keys)
+	}
+}
+
+// A put with ignore_value after a from-key delete of its key in the same txn
+// is allowed by etcd's duplicate check and crashes etcd when applied. Here
+// the txn fails as a whole with "key not found" and changes nothing.
+func TestTxnIgnoreValueAfterFromKeyDelete(t *testing.T) {
+	s := New(Config{})
+	mustPut(t, s, "b", "1", 0)
+	ignore := &pb.RequestOp{Request: &pb.RequestOp_RequestPut{RequestPut: &pb.PutRequest{Key: b("b"), IgnoreValue: true}}}
+	for _, req := range []*pb.TxnRequest{
+		{Success: []*pb.RequestOp{delOp("a", "\x00"), ignore}},
+		{Success: []*pb.RequestOp{delOp("a", "\x00"), txnOp(nil, []*pb.RequestOp{ignore}, nil)}},
+	} {
+		_, err := s.Txn(req)
+		wantErr(t, err, ErrKeyNotFound)
+		if s.Rev() != 2 {
+			t.Fatalf("failed txn wrote: revision %d", s.Rev())
+		}
+	}
+	// The same put before the delete is fine.
+	if _, err := s.Txn(&pb.TxnRequest{Success: []*pb.RequestOp{ignore, delOp("c", "\x00")}}); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -31,7 +31,7 @@ type mver struct {
 }
 
 func newModel() *model {
-	return &model{hist: map[string][]mver{}, rev: 1, leases: map[int64]int64{}}
+	return &model{hist: map[string][]mver{}, rev: 1, compactRev: -1, leases: map[int64]int64{}}
 }
 
 // at returns the live version of key at rev.
@@ -96,7 +96,8 @@ func (m *model) rangeAt(r *pb.RangeRequest, cur int64) (*pb.RangeResponse, error
 	}
 	kvs := all
 	filtered := r.MinModRevision != 0 || r.MaxModRevision != 0 || r.MinCreateRevision != 0 || r.MaxCreateRevision != 0
-	if r.SortOrder == pb.RangeRequest_NONE && !filtered && r.Limit > 0 && int64(len(kvs)) > r.Limit+1 {
+	byKey := r.SortOrder == pb.RangeRequest_NONE || (r.SortOrder == pb.RangeRequest_ASCEND && r.SortTarget == pb.RangeRequest_KEY)
+	if byKey && !filtered && r.Limit > 0 && int64(len(kvs)) > r.Limit+1 {
 		kvs = kvs[:r.Limit+1]
 	}
 	var kept []*mvccpb.KeyValue
@@ -116,6 +117,9 @@ func (m *model) rangeAt(r *pb.RangeRequest, cur int64) (*pb.RangeResponse, error
 	if r.KeysOnly {
 		for _, kv := range kept {
 			kv.Value = nil
+			if r.SortTarget != pb.RangeRequest_VALUE {
+				kv.Lease = 0 // etcd reads keys_only from its index, which has no lease
+			}
 		}
 	}
 	resp.Kvs = kept
@@ -135,11 +139,11 @@ func (m *model) checkPut(r *pb.PutRequest) error {
 	if r.IgnoreLease && r.Lease != 0 {
 		return ErrLeaseProvided
 	}
-	if _, ok := m.at(string(r.Key), m.rev); !ok && (r.IgnoreValue || r.IgnoreLease) {
-		return ErrKeyNotFound
-	}
 	if _, ok := m.leases[r.Lease]; r.Lease != 0 && !ok {
 		return ErrLeaseNotFound
+	}
+	if _, ok := m.at(string(r.Key), m.rev); !ok && (r.IgnoreValue || r.IgnoreLease) {
+		return ErrKeyNotFound
 	}
 	return nil
 }
@@ -276,19 +280,38 @@ func (m *model) txn(r *pb.TxnRequest) (*pb.TxnResponse, error) {
 	rev := m.rev + 1
 	wrote := false
 	resp := &pb.TxnResponse{Succeeded: ok}
+	histLen := map[string]int{}
+	for k, h := range m.hist {
+		histLen[k] = len(h)
+	}
 	for _, op := range ops {
 		out := &pb.ResponseOp{}
 		switch {
 		case op.GetRequestPut() != nil:
-			pr := m.put(op.GetRequestPut(), rev)
-			pr.Header = &pb.ResponseHeader{}
+			p := op.GetRequestPut()
+			if _, live := m.at(string(p.Key), rev); !live && (p.IgnoreValue || p.IgnoreLease) {
+				// Deleted earlier in this txn: the txn fails as a whole.
+				for k := range m.hist {
+					if n, ok := histLen[k]; ok {
+						m.hist[k] = m.hist[k][:n]
+					} else {
+						delete(m.hist, k)
+					}
+				}
+				return nil, ErrKeyNotFound
+			}
+			pr := m.put(p, rev)
+			pr.Header = &pb.ResponseHeader{Revision: rev}
 			out.Response = &pb.ResponseOp_ResponsePut{ResponsePut: pr}
 			wrote = true
 		case op.GetRequestDeleteRange() != nil:
 			dr := m.del(op.GetRequestDeleteRange(), rev)
-			dr.Header = &pb.ResponseHeader{}
-			out.Response = &pb.ResponseOp_ResponseDeleteRange{ResponseDeleteRange: dr}
 			wrote = wrote || dr.Deleted > 0
+			dr.Header = &pb.ResponseHeader{Revision: m.rev}
+			if wrote {
+				dr.Header.Revision = rev
+			}
+			out.Response = &pb.ResponseOp_ResponseDeleteRange{ResponseDeleteRange: dr}
 		case op.GetRequestRange() != nil:
 			cur := m.rev
 			if wrote {
@@ -298,7 +321,6 @@ func (m *model) txn(r *pb.TxnRequest) (*pb.TxnResponse, error) {
 			if err != nil {
 				return nil, fmt.Errorf("model: range in txn failed after checks: %w", err)
 			}
-			rr.Header = &pb.ResponseHeader{}
 			out.Response = &pb.ResponseOp_ResponseRange{ResponseRange: rr}
 		}
 		resp.Responses = append(resp.Responses, out)
@@ -326,8 +348,8 @@ func (m *model) compact(rev int64) error {
 				keep = i
 			}
 		}
-		if h[keep].mod <= rev && h[keep].deleted {
-			keep++
+		if h[keep].mod < rev && h[keep].deleted {
+			keep++ // a delete exactly at rev stays, as in etcd
 		}
 		m.hist[k] = h[keep:]
 		if len(m.hist[k]) == 0 {

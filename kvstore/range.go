@@ -33,12 +33,16 @@ func (s *Store) rangeLocked(r *pb.RangeRequest, curRev int64) (*pb.RangeResponse
 		return nil, ErrCompacted
 	}
 
-	// As etcd: with a sort order or a revision filter everything is read and
-	// then pruned, sorted and cut; otherwise one key more than the limit is
-	// read to learn whether there are more. Count is the number of keys in
-	// the range at rev, before any filter.
+	// As etcd: with an order other than by key ascending, or with a
+	// revision filter, everything is read and then pruned, sorted and cut;
+	// otherwise one key more than the limit is read to learn whether there
+	// are more. (So order NONE with a target other than KEY sorts only the
+	// first limit+1 keys, as etcd does.) Count is the number of keys in the
+	// range at rev, before any filter.
 	limit := r.Limit
-	if r.SortOrder != pb.RangeRequest_NONE || r.MinModRevision != 0 || r.MaxModRevision != 0 ||
+	defaultOrder := r.SortOrder == pb.RangeRequest_NONE ||
+		(r.SortTarget == pb.RangeRequest_KEY && r.SortOrder == pb.RangeRequest_ASCEND)
+	if !defaultOrder || r.MinModRevision != 0 || r.MaxModRevision != 0 ||
 		r.MinCreateRevision != 0 || r.MaxCreateRevision != 0 {
 		limit = 0
 	}
@@ -80,8 +84,14 @@ func (s *Store) rangeLocked(r *pb.RangeRequest, curRev int64) (*pb.RangeResponse
 		resp.More = true
 	}
 	if r.KeysOnly {
+		// etcd answers keys_only from its index, which has no lease, unless
+		// it must read values to sort by them.
+		fromIndex := r.SortTarget != pb.RangeRequest_VALUE
 		for _, kv := range kvs {
 			kv.Value = nil
+			if fromIndex {
+				kv.Lease = 0
+			}
 		}
 	}
 	resp.Kvs = kvs

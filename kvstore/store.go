@@ -83,7 +83,7 @@ func (s *Store) resetLocked() {
 	s.live = make(map[string]*record)
 	s.log = nil
 	s.rev = 1
-	s.compactRev = 0
+	s.compactRev = -1 // as etcd: Compact(0) on a new store succeeds once
 	s.leases = make(map[int64]*lease)
 	s.nextLease = 1
 	s.size = 0
@@ -97,7 +97,7 @@ func (s *Store) Rev() int64 {
 	return s.rev
 }
 
-// CompactRev returns the revision of the last compaction, 0 if none.
+// CompactRev returns the revision of the last compaction, -1 if none.
 func (s *Store) CompactRev() int64 {
 	s.mu.RLock()
 	defer s.mu.RUnlock()

@@ -19,7 +19,8 @@ func (s *Store) Txn(r *pb.TxnRequest) (*pb.TxnResponse, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	path := s.txnPathLocked(r, nil)
-	if _, err := s.checkTxnLocked(r, path); err != nil {
+	var fromKey [][]byte
+	if _, err := s.checkTxnLocked(r, path, &fromKey); err != nil {
 		return nil, err
 	}
 	w := s.newWriter()
@@ -51,7 +52,14 @@ func branch(r *pb.TxnRequest, ok bool) []*pb.RequestOp {
 
 // checkTxnLocked checks every op on path against the state before the txn
 // and returns how many entries of path the txn and its nested txns used.
-func (s *Store) checkTxnLocked(r *pb.TxnRequest, path []bool) (int, error) {
+//
+// fromKey collects the start keys of the from-key deletes met so far in
+// execution order. etcd's duplicate check does not see them overlap a put,
+// so a put with ignore_value or ignore_lease may follow a delete of its key
+// in the same txn; etcd crashes applying it. Here such a txn fails with
+// ErrKeyNotFound before anything is written, which is what the put would
+// have met.
+func (s *Store) checkTxnLocked(r *pb.TxnRequest, path []bool, fromKey *[][]byte) (int, error) {
 	used := 1
 	for _, op := range branch(r, path[0]) {
 		switch {
@@ -64,11 +72,23 @@ func (s *Store) checkTxnLocked(r *pb.TxnRequest, path []bool) (int, error) {
 				return 0, ErrCompacted
 			}
 		case op.GetRequestPut() != nil:
-			if err := s.checkPutLocked(op.GetRequestPut()); err != nil {
+			p := op.GetRequestPut()
+			if err := s.checkPutLocked(p); err != nil {
 				return 0, err
 			}
+			if p.IgnoreValue || p.IgnoreLease {
+				for _, k := range *fromKey {
+					if bytes.Compare(k, p.Key) <= 0 {
+						return 0, ErrKeyNotFound
+					}
+				}
+			}
+		case op.GetRequestDeleteRange() != nil:
+			if d := op.GetRequestDeleteRange(); len(d.RangeEnd) == 1 && d.RangeEnd[0] == 0 {
+				*fromKey = append(*fromKey, d.Key)
+			}
 		case op.GetRequestTxn() != nil:
-			n, err := s.checkTxnLocked(op.GetRequestTxn(), path[used:])
+			n, err := s.checkTxnLocked(op.GetRequestTxn(), path[used:], fromKey)
 			if err != nil {
 				return 0, err
 			}
@@ -79,7 +99,10 @@ func (s *Store) checkTxnLocked(r *pb.TxnRequest, path []bool) (int, error) {
 }
 
 // applyTxn runs the ops of the path through w. It cannot fail: everything
-// that could fail was checked by checkTxnLocked.
+// that could fail was checked by checkTxnLocked. The headers of the inner
+// responses are etcd's: a range carries the revision it read as current, a
+// put the revision of the txn, a delete the revision of the txn once the txn
+// has changed anything, and a nested txn an empty header.
 func (w *writer) applyTxn(r *pb.TxnRequest, path []bool) (*pb.TxnResponse, int) {
 	used := 1
 	ops := branch(r, path[0])
@@ -94,15 +117,14 @@ func (w *writer) applyTxn(r *pb.TxnRequest, path []bool) (*pb.TxnResponse, int) 
 				// before the txn, and the txn only moves forward.
 				rr = &pb.RangeResponse{}
 			}
-			rr.Header = &pb.ResponseHeader{}
 			out.Response = &pb.ResponseOp_ResponseRange{ResponseRange: rr}
 		case op.GetRequestPut() != nil:
 			pr := w.applyPut(op.GetRequestPut())
-			pr.Header = &pb.ResponseHeader{}
+			pr.Header = &pb.ResponseHeader{Revision: w.rev}
 			out.Response = &pb.ResponseOp_ResponsePut{ResponsePut: pr}
 		case op.GetRequestDeleteRange() != nil:
 			dr := w.applyDeleteRange(op.GetRequestDeleteRange())
-			dr.Header = &pb.ResponseHeader{}
+			dr.Header = &pb.ResponseHeader{Revision: w.curRev()}
 			out.Response = &pb.ResponseOp_ResponseDeleteRange{ResponseDeleteRange: dr}
 		case op.GetRequestTxn() != nil:
 			tr, n := w.applyTxn(op.GetRequestTxn(), path[used:])

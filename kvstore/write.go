@@ -143,16 +143,17 @@ func (s *Store) Put(r *pb.PutRequest) (*pb.PutResponse, error) {
 	return resp, nil
 }
 
-// checkPutLocked checks what a put needs from the current state.
+// checkPutLocked checks what a put needs from the current state, in etcd's
+// order: the lease first, then the key that ignore_value/ignore_lease need.
 func (s *Store) checkPutLocked(r *pb.PutRequest) error {
-	if r.IgnoreValue || r.IgnoreLease {
-		if s.live[string(r.Key)] == nil {
-			return ErrKeyNotFound
-		}
-	}
 	if r.Lease != 0 {
 		if _, ok := s.leases[r.Lease]; !ok {
 			return ErrLeaseNotFound
+		}
+	}
+	if r.IgnoreValue || r.IgnoreLease {
+		if s.live[string(r.Key)] == nil {
+			return ErrKeyNotFound
 		}
 	}
 	return nil
