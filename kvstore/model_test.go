@@ -272,7 +272,7 @@ func (m *model) txn(r *pb.TxnRequest) (*pb.TxnResponse, error) {
 			if rr.Revision > m.rev {
 				return nil, ErrFutureRev
 			}
-			if rr.Revision > 0 && rr.Revision < m.compactRev {
+			if rr.Revision != 0 && rr.Revision < m.compactRev {
 				return nil, ErrCompacted
 			}
 		}
@@ -430,9 +430,12 @@ func (g gen) rangeReq(m *model) *pb.RangeRequest {
 	if g.r.IntN(2) == 0 {
 		lo := max(m.compactRev-2, 0)
 		r.Revision = lo + g.r.Int64N(m.rev-lo+3)
+		if g.r.IntN(10) == 0 {
+			r.Revision = -r.Revision
+		}
 	}
 	if g.r.IntN(3) == 0 {
-		r.Limit = int64(g.r.IntN(4))
+		r.Limit = int64(g.r.IntN(5)) - 1 // -1: no limit, as 0
 	}
 	if g.r.IntN(3) == 0 {
 		r.SortOrder = pb.RangeRequest_SortOrder(g.r.IntN(3))

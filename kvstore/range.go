@@ -39,7 +39,7 @@ func (s *Store) rangeLocked(r *pb.RangeRequest, curRev int64) (*pb.RangeResponse
 	// are more. (So order NONE with a target other than KEY sorts only the
 	// first limit+1 keys, as etcd does.) Count is the number of keys in the
 	// range at rev, before any filter.
-	limit := r.Limit
+	limit := max(r.Limit, 0) // a negative limit means none, as in etcd
 	defaultOrder := r.SortOrder == pb.RangeRequest_NONE ||
 		(r.SortTarget == pb.RangeRequest_KEY && r.SortOrder == pb.RangeRequest_ASCEND)
 	if !defaultOrder || r.MinModRevision != 0 || r.MaxModRevision != 0 ||

@@ -68,7 +68,10 @@ func (s *Store) checkTxnLocked(r *pb.TxnRequest, path []bool, fromKey *[][]byte)
 			if rr.Revision > s.rev {
 				return 0, ErrFutureRev
 			}
-			if rr.Revision > 0 && rr.Revision < s.compactRev {
+			// Unlike a plain range, which reads a negative revision as the
+			// current one, etcd's txn check compares it with the compacted
+			// revision.
+			if rr.Revision != 0 && rr.Revision < s.compactRev {
 				return 0, ErrCompacted
 			}
 		case op.GetRequestPut() != nil:

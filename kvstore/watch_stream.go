@@ -87,6 +87,9 @@ func (ws *WatchStream) Watch(r *pb.WatchCreateRequest) (int64, error) {
 	} else if ws.watchers[id] != nil {
 		return 0, ErrWatchIDExists
 	}
+	if r.StartRevision < 0 {
+		return 0, ErrCompacted // as etcd answers a negative start revision
+	}
 	w, err := newWatcher(ws, id, r)
 	if err != nil {
 		return 0, err

@@ -312,6 +312,8 @@ func TestWatchStreamLifecycle(t *testing.T) {
 	wantErr(t, err, ErrWatchIDExists)
 	_, err = ws.Watch(&pb.WatchCreateRequest{Key: b("b"), RangeEnd: b("a")})
 	wantErr(t, err, ErrEmptyWatcherRange)
+	_, err = ws.Watch(&pb.WatchCreateRequest{Key: b("k"), StartRevision: -1})
+	wantErr(t, err, ErrCompacted)
 
 	mustPut(t, s, "k", "v", 0)
 	if !ws.Cancel(5) || ws.Cancel(5) {

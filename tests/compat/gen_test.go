@@ -62,9 +62,12 @@ func (g *gen) rangeReq(rev, compacted int64) *pb.RangeRequest {
 	if g.r.IntN(2) == 0 {
 		lo := max(compacted-2, 0)
 		r.Revision = lo + g.r.Int64N(rev-lo+3)
+		if g.r.IntN(10) == 0 {
+			r.Revision = -r.Revision
+		}
 	}
 	if g.r.IntN(3) == 0 {
-		r.Limit = int64(g.r.IntN(5))
+		r.Limit = int64(g.r.IntN(5)) - 1
 	}
 	if g.r.IntN(3) == 0 {
 		r.SortOrder = pb.RangeRequest_SortOrder(g.r.IntN(3))
