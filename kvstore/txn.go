@@ -19,9 +19,12 @@ func (s *Store) Txn(r *pb.TxnRequest) (*pb.TxnResponse, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	path := s.txnPathLocked(r, nil)
-	var fromKey [][]byte
-	if _, err := s.checkTxnLocked(r, path, &fromKey); err != nil {
+	var c txnCheck
+	if _, err := s.checkTxnLocked(r, path, &c); err != nil {
 		return nil, err
+	}
+	if c.deleted != nil {
+		return nil, c.deleted
 	}
 	w := s.newWriter()
 	resp, _ := w.applyTxn(r, path)
@@ -50,16 +53,24 @@ func branch(r *pb.TxnRequest, ok bool) []*pb.RequestOp {
 	return r.Failure
 }
 
+// txnCheck carries what checkTxnLocked learns along the txn's path.
+//
+// etcd's duplicate check does not see a from-key delete (end "\x00")
+// overlap a put, so a put with ignore_value or ignore_lease may follow a
+// delete of its key in the same txn; etcd crashes applying it. Here such a
+// txn fails with ErrKeyNotFound before anything is written, which is what
+// the put would have met. The other checks, which etcd does make, take
+// precedence.
+type txnCheck struct {
+	fromKey [][]byte // start keys of the from-key deletes so far, in execution order
+	deleted error    // ErrKeyNotFound once an ignore_* put follows such a delete
+}
+
 // checkTxnLocked checks every op on path against the state before the txn
 // and returns how many entries of path the txn and its nested txns used.
 //
-// fromKey collects the start keys of the from-key deletes met so far in
-// execution order. etcd's duplicate check does not see them overlap a put,
-// so a put with ignore_value or ignore_lease may follow a delete of its key
-// in the same txn; etcd crashes applying it. Here such a txn fails with
-// ErrKeyNotFound before anything is written, which is what the put would
-// have met.
-func (s *Store) checkTxnLocked(r *pb.TxnRequest, path []bool, fromKey *[][]byte) (int, error) {
+// checkTxnLocked also fills c; see txnCheck.
+func (s *Store) checkTxnLocked(r *pb.TxnRequest, path []bool, c *txnCheck) (int, error) {
 	used := 1
 	for _, op := range branch(r, path[0]) {
 		switch {
@@ -80,18 +91,18 @@ func (s *Store) checkTxnLocked(r *pb.TxnRequest, path []bool, fromKey *[][]byte)
 				return 0, err
 			}
 			if p.IgnoreValue || p.IgnoreLease {
-				for _, k := range *fromKey {
-					if bytes.Compare(k, p.Key) <= 0 {
-						return 0, ErrKeyNotFound
+				for _, k := range c.fromKey {
+					if bytes.Compare(k, p.Key) <= 0 && c.deleted == nil {
+						c.deleted = ErrKeyNotFound
 					}
 				}
 			}
 		case op.GetRequestDeleteRange() != nil:
 			if d := op.GetRequestDeleteRange(); len(d.RangeEnd) == 1 && d.RangeEnd[0] == 0 {
-				*fromKey = append(*fromKey, d.Key)
+				c.fromKey = append(c.fromKey, d.Key)
 			}
 		case op.GetRequestTxn() != nil:
-			n, err := s.checkTxnLocked(op.GetRequestTxn(), path[used:], fromKey)
+			n, err := s.checkTxnLocked(op.GetRequestTxn(), path[used:], c)
 			if err != nil {
 				return 0, err
 			}
