@@ -2,6 +2,7 @@ package kvstore
 
 import (
 	"fmt"
+	"runtime"
 	"slices"
 	"testing"
 
@@ -588,4 +589,33 @@ func TestTxnIgnoreValueAfterFromKeyDelete(t *testing.T) {
 	if _, err := s.Txn(&pb.TxnRequest{Success: []*pb.RequestOp{ignore, delOp("c", "\x00")}}); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// TestCompactReleasesMemory writes 64 MiB of history to a few keys and
+// requires compaction to hand nearly all of it back to the garbage collector.
+func TestCompactReleasesMemory(t *testing.T) {
+	heap := func() uint64 {
+		runtime.GC()
+		var m runtime.MemStats
+		runtime.ReadMemStats(&m)
+		return m.HeapAlloc
+	}
+	base := heap()
+	s := New(Config{})
+	for i := range 64 << 10 {
+		v := make([]byte, 1024)
+		mustPut(t, s, fmt.Sprintf("k%d", i%4), string(v), 0)
+	}
+	full := heap()
+	if full-base < 64<<20 {
+		t.Fatalf("history takes only %d bytes; the test measures nothing", full-base)
+	}
+	if err := s.Compact(s.Rev()); err != nil {
+		t.Fatal(err)
+	}
+	after := heap()
+	if after > base+4<<20 {
+		t.Fatalf("after compaction %d MiB are still held (before: %d MiB)", (after-base)>>20, (full-base)>>20)
+	}
+	runtime.KeepAlive(s)
 }
