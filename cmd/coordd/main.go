@@ -1,0 +1,114 @@
+// Command coordd runs a coord member: a Raft-replicated key-value store that
+// speaks the etcd v3 API. With no flags it runs a single member on
+// 127.0.0.1:2379 with its data in ./coord-data.
+package main
+
+import (
+	"flag"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/coordhq/coord/coord"
+)
+
+func main() {
+	if err := run(os.Args[1:]); err != nil {
+		fmt.Fprintln(os.Stderr, "coordd:", err)
+		os.Exit(1)
+	}
+}
+
+func run(args []string) error {
+	cfg, level, err := parseFlags(args)
+	if err != nil {
+		return err
+	}
+	cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	s, err := coord.New(cfg)
+	if err != nil {
+		return err
+	}
+	if err := s.Start(); err != nil {
+		return err
+	}
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
+	got := <-sig
+	cfg.Logger.Info("shutting down", "signal", got.String())
+	return s.Close()
+}
+
+func parseFlags(args []string) (coord.Config, slog.Level, error) {
+	d := coord.DefaultConfig()
+	fs := flag.NewFlagSet("coordd", flag.ContinueOnError)
+	name := fs.String("name", d.Name, "human-readable name of this member; also its raft ID")
+	dataDir := fs.String("data-dir", d.DataDir, "directory of the raft log and snapshots")
+	clientURLs := fs.String("listen-client-urls", "http://"+d.ClientAddr, "URL to serve the etcd v3 gRPC API on (one, http only)")
+	peerURLs := fs.String("listen-peer-urls", "http://"+d.PeerAddr, "URL raft listens on (one, http only)")
+	advPeer := fs.String("initial-advertise-peer-urls", "", "raft URL other members dial (default: --listen-peer-urls)")
+	snapCount := fs.Uint64("snapshot-count", d.SnapshotCount, "applied entries between raft snapshots")
+	quota := fs.Int64("quota-backend-bytes", d.QuotaBytes, "size past which writes fail with NOSPACE until compaction")
+	maxReq := fs.Int("max-request-bytes", d.MaxRequestBytes, "largest request accepted, in bytes")
+	maxOps := fs.Int("max-txn-ops", d.MaxTxnOps, "most operations in one txn branch")
+	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
+	if err := fs.Parse(args); err != nil {
+		return coord.Config{}, 0, err
+	}
+	if fs.NArg() > 0 {
+		return coord.Config{}, 0, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	cfg := d
+	cfg.Name, cfg.DataDir = *name, *dataDir
+	cfg.SnapshotCount, cfg.QuotaBytes, cfg.MaxRequestBytes, cfg.MaxTxnOps = *snapCount, *quota, *maxReq, *maxOps
+	var err error
+	if cfg.ClientAddr, err = hostPort("--listen-client-urls", *clientURLs); err != nil {
+		return cfg, 0, err
+	}
+	if cfg.PeerAddr, err = hostPort("--listen-peer-urls", *peerURLs); err != nil {
+		return cfg, 0, err
+	}
+	cfg.AdvertisePeerAddr = cfg.PeerAddr
+	if *advPeer != "" {
+		if cfg.AdvertisePeerAddr, err = hostPort("--initial-advertise-peer-urls", *advPeer); err != nil {
+			return cfg, 0, err
+		}
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
+		return cfg, 0, fmt.Errorf("--log-level %q: want debug, info, warn or error", *logLevel)
+	}
+	switch {
+	case *snapCount == 0:
+		return cfg, 0, fmt.Errorf("--snapshot-count must be positive")
+	case *quota <= 0:
+		return cfg, 0, fmt.Errorf("--quota-backend-bytes must be positive")
+	case *maxReq <= 0:
+		return cfg, 0, fmt.Errorf("--max-request-bytes must be positive")
+	case *maxOps <= 0:
+		return cfg, 0, fmt.Errorf("--max-txn-ops must be positive")
+	}
+	return cfg, level, cfg.Validate()
+}
+
+// hostPort takes the host:port of a single http URL.
+func hostPort(flagName, v string) (string, error) {
+	if strings.Contains(v, ",") {
+		return "", fmt.Errorf("%s %q: only one URL is supported", flagName, v)
+	}
+	u, err := url.Parse(v)
+	if err != nil || u.Host == "" {
+		return "", fmt.Errorf("%s %q: want a URL such as http://127.0.0.1:2379", flagName, v)
+	}
+	if u.Scheme != "http" {
+		return "", fmt.Errorf("%s %q: only http is supported (TLS is not implemented yet)", flagName, v)
+	}
+	if u.Port() == "" {
+		return "", fmt.Errorf("%s %q: the URL needs a port", flagName, v)
+	}
+	return u.Host, nil
+}

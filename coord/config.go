@@ -1,0 +1,142 @@
+package coord
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"time"
+)
+
+// Config configures a Server. Zero fields take the defaults of DefaultConfig
+// in New.
+type Config struct {
+	// Name identifies this member; it is also its raft server ID.
+	Name string
+	// DataDir holds the raft log, the stable store and the snapshots.
+	DataDir string
+	// ClientAddr is the host:port the etcd v3 gRPC API listens on.
+	ClientAddr string
+	// PeerAddr is the host:port raft listens on.
+	PeerAddr string
+	// AdvertisePeerAddr is the raft address other members dial; default PeerAddr.
+	AdvertisePeerAddr string
+	// ClusterName seeds the cluster ID reported in response headers.
+	ClusterName string
+
+	// SnapshotCount is the number of applied entries between snapshots.
+	SnapshotCount uint64
+	// MaxRequestBytes bounds the size of one request (etcd's
+	// --max-request-bytes); larger ones fail with "request is too large".
+	MaxRequestBytes int
+	// MaxTxnOps bounds the ops of each txn branch.
+	MaxTxnOps int
+	// QuotaBytes bounds the store's size; past it writes that add data fail
+	// with etcd's "database space exceeded" and the NOSPACE alarm is raised.
+	QuotaBytes int64
+
+	// HeartbeatTimeout and ElectionTimeout tune raft; the minimum lease TTL
+	// is ceil(1.5 × ElectionTimeout), as in etcd.
+	HeartbeatTimeout time.Duration
+	ElectionTimeout  time.Duration
+	// ApplyTimeout bounds how long a write waits for raft.
+	ApplyTimeout time.Duration
+
+	// Logger receives structured logs; default slog.Default().
+	Logger *slog.Logger
+}
+
+// DefaultConfig returns the defaults of a single member, as etcd's.
+func DefaultConfig() Config {
+	return Config{
+		Name:             "default",
+		DataDir:          "coord-data",
+		ClientAddr:       "127.0.0.1:2379",
+		PeerAddr:         "127.0.0.1:2380",
+		ClusterName:      "coord",
+		SnapshotCount:    10000,
+		MaxRequestBytes:  1536 * 1024,
+		MaxTxnOps:        128,
+		QuotaBytes:       2 << 30,
+		HeartbeatTimeout: 100 * time.Millisecond,
+		ElectionTimeout:  1000 * time.Millisecond,
+		ApplyTimeout:     5 * time.Second,
+	}
+}
+
+func (c Config) withDefaults() Config {
+	d := DefaultConfig()
+	if c.Name == "" {
+		c.Name = d.Name
+	}
+	if c.DataDir == "" {
+		c.DataDir = d.DataDir
+	}
+	if c.ClientAddr == "" {
+		c.ClientAddr = d.ClientAddr
+	}
+	if c.PeerAddr == "" {
+		c.PeerAddr = d.PeerAddr
+	}
+	if c.AdvertisePeerAddr == "" {
+		c.AdvertisePeerAddr = c.PeerAddr
+	}
+	if c.ClusterName == "" {
+		c.ClusterName = d.ClusterName
+	}
+	if c.SnapshotCount == 0 {
+		c.SnapshotCount = d.SnapshotCount
+	}
+	if c.MaxRequestBytes == 0 {
+		c.MaxRequestBytes = d.MaxRequestBytes
+	}
+	if c.MaxTxnOps == 0 {
+		c.MaxTxnOps = d.MaxTxnOps
+	}
+	if c.QuotaBytes == 0 {
+		c.QuotaBytes = d.QuotaBytes
+	}
+	if c.HeartbeatTimeout == 0 {
+		c.HeartbeatTimeout = d.HeartbeatTimeout
+	}
+	if c.ElectionTimeout == 0 {
+		c.ElectionTimeout = d.ElectionTimeout
+	}
+	if c.ApplyTimeout == 0 {
+		c.ApplyTimeout = d.ApplyTimeout
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	return c
+}
+
+// Validate reports the first inconsistency of a configuration, after
+// defaults are applied.
+func (c Config) Validate() error {
+	c = c.withDefaults()
+	for _, a := range []struct{ name, addr string }{
+		{"client address", c.ClientAddr}, {"peer address", c.PeerAddr}, {"advertised peer address", c.AdvertisePeerAddr},
+	} {
+		if _, _, err := net.SplitHostPort(a.addr); err != nil {
+			return fmt.Errorf("coord: %s %q: %w", a.name, a.addr, err)
+		}
+	}
+	switch {
+	case c.MaxRequestBytes < 0:
+		return errors.New("coord: max request bytes must be positive")
+	case c.MaxTxnOps < 0:
+		return errors.New("coord: max txn ops must be positive")
+	case c.QuotaBytes < 0:
+		return errors.New("coord: quota must be positive")
+	case c.HeartbeatTimeout <= 0 || c.ElectionTimeout < c.HeartbeatTimeout:
+		return fmt.Errorf("coord: election timeout %v must be at least the heartbeat %v", c.ElectionTimeout, c.HeartbeatTimeout)
+	}
+	return nil
+}
+
+// minLeaseTTL is etcd's: ceil(1.5 × election timeout), in seconds.
+func (c Config) minLeaseTTL() int64 {
+	ms := c.ElectionTimeout.Milliseconds() * 3 / 2
+	return (ms + 999) / 1000
+}

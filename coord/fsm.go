@@ -1,0 +1,208 @@
+package coord
+
+import (
+	"fmt"
+	"io"
+	"sync"
+
+	"github.com/coordhq/coord/kvstore"
+	"github.com/hashicorp/raft"
+	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
+	"google.golang.org/protobuf/proto"
+)
+
+// applyResult is what applying one command produced; raft hands it to the
+// Apply future of the node that proposed it.
+type applyResult struct {
+	resp proto.Message
+	err  error
+}
+
+// leaseHook hears of the leases the log grants and revokes, on every node,
+// in log order. The lessor uses it to track deadlines.
+type leaseHook interface {
+	granted(id, ttl int64)
+	revoked(id int64)
+	restored(leases []kvstore.Lease)
+}
+
+// fsm applies raft log entries to the store. Apply is deterministic: it
+// reads no clock and its only inputs are the entries and the store.
+type fsm struct {
+	store *kvstore.Store
+	quota int64
+	hook  leaseHook
+
+	mu      sync.Mutex // guards applied and waiters
+	applied uint64     // index of the last entry the store has applied
+	waiters []waiter
+}
+
+type waiter struct {
+	index uint64
+	ch    chan struct{}
+}
+
+var _ raft.BatchingFSM = (*fsm)(nil)
+
+func newFSM(store *kvstore.Store, quota int64, hook leaseHook) *fsm {
+	return &fsm{store: store, quota: quota, hook: hook}
+}
+
+// Apply applies one entry.
+func (f *fsm) Apply(l *raft.Log) any { return f.ApplyBatch([]*raft.Log{l})[0] }
+
+// ApplyBatch applies committed entries in order.
+func (f *fsm) ApplyBatch(logs []*raft.Log) []any {
+	out := make([]any, len(logs))
+	for i, l := range logs {
+		if l.Type == raft.LogCommand {
+			out[i] = f.applyCommand(l.Data)
+		}
+	}
+	if len(logs) > 0 {
+		f.setApplied(logs[len(logs)-1].Index)
+	}
+	return out
+}
+
+func (f *fsm) applyCommand(data []byte) applyResult {
+	var req pb.InternalRaftRequest
+	if err := proto.Unmarshal(data, &req); err != nil {
+		// Never written by a server of ours; applying it as a no-op keeps
+		// every replica identical.
+		return applyResult{err: fmt.Errorf("coord: undecodable log entry: %w", err)}
+	}
+	s := f.store
+	switch {
+	case req.Put != nil:
+		if f.overQuota() {
+			return applyResult{err: ErrNoSpace}
+		}
+		r, err := s.Put(req.Put)
+		return applyResult{r, err}
+	case req.DeleteRange != nil:
+		r, err := s.DeleteRange(req.DeleteRange)
+		return applyResult{r, err}
+	case req.Txn != nil:
+		if f.overQuota() && txnWrites(req.Txn) {
+			return applyResult{err: ErrNoSpace}
+		}
+		r, err := s.Txn(req.Txn)
+		return applyResult{r, err}
+	case req.Compaction != nil:
+		err := s.Compact(req.Compaction.Revision)
+		if err != nil {
+			return applyResult{err: err}
+		}
+		return applyResult{resp: &pb.CompactionResponse{Header: &pb.ResponseHeader{Revision: s.Rev()}}}
+	case req.LeaseGrant != nil:
+		if f.overQuota() {
+			return applyResult{err: ErrNoSpace}
+		}
+		l, err := s.LeaseGrant(req.LeaseGrant.ID, req.LeaseGrant.TTL)
+		if err != nil {
+			return applyResult{err: err}
+		}
+		if f.hook != nil {
+			f.hook.granted(l.ID, l.TTL)
+		}
+		return applyResult{resp: &pb.LeaseGrantResponse{Header: &pb.ResponseHeader{Revision: s.Rev()}, ID: l.ID, TTL: l.TTL}}
+	case req.LeaseRevoke != nil:
+		_, hdr, err := s.LeaseRevoke(req.LeaseRevoke.ID)
+		if err != nil {
+			return applyResult{err: err}
+		}
+		if f.hook != nil {
+			f.hook.revoked(req.LeaseRevoke.ID)
+		}
+		return applyResult{resp: &pb.LeaseRevokeResponse{Header: hdr}}
+	}
+	return applyResult{err: fmt.Errorf("coord: log entry with no known request")}
+}
+
+// overQuota reports whether the store is past its quota. Every replica
+// holds the same state, so every replica decides alike.
+func (f *fsm) overQuota() bool { return f.quota > 0 && f.store.Size() >= f.quota }
+
+// txnWrites reports whether a txn contains a put anywhere; deletes are
+// allowed past the quota, because they are how space comes back.
+func txnWrites(r *pb.TxnRequest) bool {
+	for _, ops := range [][]*pb.RequestOp{r.Success, r.Failure} {
+		for _, op := range ops {
+			if op.GetRequestPut() != nil {
+				return true
+			}
+			if t := op.GetRequestTxn(); t != nil && txnWrites(t) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func (f *fsm) setApplied(index uint64) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.applied = index
+	kept := f.waiters[:0]
+	for _, w := range f.waiters {
+		if w.index <= index {
+			close(w.ch)
+		} else {
+			kept = append(kept, w)
+		}
+	}
+	clear(f.waiters[len(kept):])
+	f.waiters = kept
+}
+
+// appliedIndex returns the index of the last entry the store has applied
+// (not merely handed to the FSM, as raft's AppliedIndex is).
+func (f *fsm) appliedIndex() uint64 {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.applied
+}
+
+// waitApplied returns a channel closed once the store has applied index.
+func (f *fsm) waitApplied(index uint64) <-chan struct{} {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	ch := make(chan struct{})
+	if f.applied >= index {
+		close(ch)
+		return ch
+	}
+	f.waiters = append(f.waiters, waiter{index, ch})
+	return ch
+}
+
+// Snapshot captures the store in O(1); Persist encodes it while applies go on.
+func (f *fsm) Snapshot() (raft.FSMSnapshot, error) {
+	return fsmSnapshot{f.store.Snapshot()}, nil
+}
+
+// Restore replaces the store with a snapshot raft installs.
+func (f *fsm) Restore(rc io.ReadCloser) error {
+	defer rc.Close()
+	if err := f.store.Restore(rc); err != nil {
+		return err
+	}
+	if f.hook != nil {
+		f.hook.restored(f.store.Leases())
+	}
+	return nil
+}
+
+type fsmSnapshot struct{ sn *kvstore.Snapshot }
+
+func (s fsmSnapshot) Persist(sink raft.SnapshotSink) error {
+	if _, err := s.sn.WriteTo(sink); err != nil {
+		sink.Cancel()
+		return err
+	}
+	return sink.Close()
+}
+
+func (s fsmSnapshot) Release() {}

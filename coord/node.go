@@ -1,0 +1,136 @@
+package coord
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/raft"
+	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
+)
+
+// node is the raft side of a server: the raft instance and the stores and
+// transport it owns.
+type node struct {
+	raft      *raft.Raft
+	logs      *raftboltdb.BoltStore // log and stable store, fsync on every write
+	snaps     *raft.FileSnapshotStore
+	transport *raft.NetworkTransport
+}
+
+func openNode(cfg Config, f *fsm) (*node, error) {
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("coord: data dir: %w", err)
+	}
+	logger := hclog.New(&hclog.LoggerOptions{Name: "raft", Level: hclog.Warn, Output: slogWriter{cfg.Logger}})
+
+	logs, err := raftboltdb.New(raftboltdb.Options{Path: filepath.Join(cfg.DataDir, "raft.db")})
+	if err != nil {
+		return nil, fmt.Errorf("coord: open raft log: %w", err)
+	}
+	snaps, err := raft.NewFileSnapshotStoreWithLogger(cfg.DataDir, 2, logger)
+	if err != nil {
+		logs.Close()
+		return nil, fmt.Errorf("coord: open snapshots: %w", err)
+	}
+	adv, err := net.ResolveTCPAddr("tcp", cfg.AdvertisePeerAddr)
+	if err != nil {
+		logs.Close()
+		return nil, fmt.Errorf("coord: advertised peer address: %w", err)
+	}
+	transport, err := raft.NewTCPTransportWithLogger(cfg.PeerAddr, adv, 3, 10*time.Second, logger)
+	if err != nil {
+		logs.Close()
+		return nil, fmt.Errorf("coord: listen for peers on %s: %w", cfg.PeerAddr, err)
+	}
+
+	rc := raft.DefaultConfig()
+	rc.LocalID = raft.ServerID(cfg.Name)
+	rc.Logger = logger
+	rc.HeartbeatTimeout = cfg.ElectionTimeout
+	rc.ElectionTimeout = cfg.ElectionTimeout
+	rc.LeaderLeaseTimeout = cfg.ElectionTimeout / 2
+	rc.SnapshotThreshold = cfg.SnapshotCount
+	rc.TrailingLogs = max(cfg.SnapshotCount, 1024)
+	rc.BatchApplyCh = true
+	rc.MaxAppendEntries = 512
+
+	hasState, err := raft.HasExistingState(logs, logs, snaps)
+	if err != nil {
+		transport.Close()
+		logs.Close()
+		return nil, fmt.Errorf("coord: read raft state: %w", err)
+	}
+	r, err := raft.NewRaft(rc, f, logs, logs, snaps, transport)
+	if err != nil {
+		transport.Close()
+		logs.Close()
+		return nil, fmt.Errorf("coord: start raft: %w", err)
+	}
+	n := &node{raft: r, logs: logs, snaps: snaps, transport: transport}
+	if !hasState {
+		boot := raft.Configuration{Servers: []raft.Server{{ID: rc.LocalID, Address: transport.LocalAddr()}}}
+		if err := r.BootstrapCluster(boot).Error(); err != nil && !errors.Is(err, raft.ErrCantBootstrap) {
+			n.close()
+			return nil, fmt.Errorf("coord: bootstrap: %w", err)
+		}
+	}
+	return n, nil
+}
+
+func (n *node) close() error {
+	err := n.raft.Shutdown().Error()
+	n.transport.Close()
+	if cerr := n.logs.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// latestSnapshotIndex is the index of the newest snapshot on disk, 0 if none.
+func (n *node) latestSnapshotIndex() uint64 {
+	list, err := n.snaps.List()
+	if err != nil || len(list) == 0 {
+		return 0
+	}
+	return list[0].Index
+}
+
+// lastEffectiveIndex returns the largest index in (from, to] of an entry
+// that reaches the FSM (a command or a configuration). Entries raft keeps to
+// itself (a new leader's no-op, barriers) need no applying before a read.
+func (n *node) lastEffectiveIndex(from, to uint64) uint64 {
+	var l raft.Log
+	for i := to; i > from; i-- {
+		if err := n.logs.GetLog(i, &l); err != nil {
+			continue // compacted into a snapshot, which the FSM has restored
+		}
+		if l.Type == raft.LogCommand || l.Type == raft.LogConfiguration {
+			return i
+		}
+	}
+	return from
+}
+
+// slogWriter feeds raft's hclog output into slog at warning level.
+type slogWriter struct{ l *slog.Logger }
+
+func (w slogWriter) Write(p []byte) (int, error) {
+	w.l.Warn(string(trimNewline(p)), "component", "raft")
+	return len(p), nil
+}
+
+func trimNewline(p []byte) []byte {
+	for len(p) > 0 && (p[len(p)-1] == '\n' || p[len(p)-1] == '\r') {
+		p = p[:len(p)-1]
+	}
+	return p
+}
+
+var _ io.Writer = slogWriter{}

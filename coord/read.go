@@ -1,0 +1,120 @@
+package coord
+
+import (
+	"context"
+	"errors"
+	"sync"
+
+	"github.com/hashicorp/raft"
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
+)
+
+var (
+	errNoLeader        = rpctypes.ErrGRPCNoLeader
+	errRequestTooLarge = rpctypes.ErrGRPCRequestTooLarge
+)
+
+// readIndex serves linearizable reads: it confirms leadership once for every
+// batch of reads waiting at that moment, takes the commit index seen then,
+// and releases the batch once the store has applied up to it.
+type readIndex struct {
+	s *Server
+
+	mu      sync.Mutex
+	ready   uint64        // term in which this leader committed its barrier; 0: not ready
+	waiting []chan error  // reads waiting for the next confirmation
+	kick    chan struct{} // has a value when waiting is not empty
+}
+
+func newReadIndex(s *Server) *readIndex {
+	return &readIndex{s: s, kick: make(chan struct{}, 1)}
+}
+
+func (ri *readIndex) setReady(term uint64) {
+	ri.mu.Lock()
+	defer ri.mu.Unlock()
+	ri.ready = term
+}
+
+// wait returns once a linearizable read may be served from the local store.
+func (ri *readIndex) wait(ctx context.Context) error {
+	ch := make(chan error, 1)
+	ri.mu.Lock()
+	ri.waiting = append(ri.waiting, ch)
+	ri.mu.Unlock()
+	select {
+	case ri.kick <- struct{}{}:
+	default:
+	}
+	select {
+	case err := <-ch:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-ri.s.stopc:
+		return ErrStopped
+	}
+}
+
+func (ri *readIndex) run() {
+	for {
+		select {
+		case <-ri.s.stopc:
+			ri.release(ErrStopped)
+			return
+		case <-ri.kick:
+		}
+		ri.mu.Lock()
+		batch, ready := ri.waiting, ri.ready
+		ri.waiting = nil
+		ri.mu.Unlock()
+		err := ri.confirm(ready)
+		for _, ch := range batch {
+			ch <- err
+		}
+	}
+}
+
+func (ri *readIndex) release(err error) {
+	ri.mu.Lock()
+	defer ri.mu.Unlock()
+	for _, ch := range ri.waiting {
+		ch <- err
+	}
+	ri.waiting = nil
+}
+
+// confirm checks that this member still leads in a term in which it has
+// committed, and waits until the store has applied what was committed at
+// the moment leadership was confirmed.
+func (ri *readIndex) confirm(readyTerm uint64) error {
+	r := ri.s.node.raft
+	if r.State() != raft.Leader {
+		if addr, _ := r.LeaderWithID(); addr == "" {
+			return errNoLeader
+		}
+		return raft.ErrNotLeader
+	}
+	if readyTerm == 0 || readyTerm != r.CurrentTerm() {
+		return errNoLeader // elected, but not yet committed in this term
+	}
+	commit := r.CommitIndex()
+	if err := r.VerifyLeader().Error(); err != nil {
+		if errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipLost) {
+			return raft.ErrNotLeader
+		}
+		return err
+	}
+	f := ri.s.fsm
+	applied := f.appliedIndex()
+	if applied >= commit {
+		return nil
+	}
+	need := ri.s.node.lastEffectiveIndex(applied, commit)
+	select {
+	case <-f.waitApplied(need):
+		return nil
+	case <-ri.s.stopc:
+		return ErrStopped
+	}
+}

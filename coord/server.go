@@ -1,0 +1,232 @@
+package coord
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"log/slog"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/coordhq/coord/kvstore"
+	"github.com/hashicorp/raft"
+	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/protobuf/proto"
+)
+
+// Server is one coordd member: a raft node applying etcd v3 requests to a
+// kvstore, and the etcd v3 gRPC API in front of it.
+type Server struct {
+	cfg       Config
+	log       *slog.Logger
+	store     *kvstore.Store
+	fsm       *fsm
+	node      *node
+	lessor    *lessor
+	reads     *readIndex
+	grpc      *grpc.Server
+	health    *health.Server
+	listener  net.Listener
+	memberID  uint64
+	clusterID uint64
+
+	stopc chan struct{}
+	wg    sync.WaitGroup // goroutines the server started
+	once  sync.Once
+}
+
+// New builds a server from cfg; Start opens its files and sockets.
+func New(cfg Config) (*Server, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg = cfg.withDefaults()
+	s := &Server{
+		cfg:       cfg,
+		log:       cfg.Logger.With("member", cfg.Name),
+		store:     kvstore.New(kvstore.Config{MaxTxnOps: cfg.MaxTxnOps}),
+		memberID:  hash64(cfg.Name),
+		clusterID: hash64(cfg.ClusterName),
+		stopc:     make(chan struct{}),
+	}
+	s.lessor = newLessor(s)
+	s.fsm = newFSM(s.store, cfg.QuotaBytes, s.lessor)
+	return s, nil
+}
+
+func hash64(s string) uint64 {
+	h := fnv.New64a()
+	h.Write([]byte(s))
+	return h.Sum64()
+}
+
+// Start opens the data dir and the listeners, replays the log and starts
+// serving. It returns once the API listens; the member may still be
+// electing a leader.
+func (s *Server) Start() error {
+	n, err := openNode(s.cfg, s.fsm)
+	if err != nil {
+		return err
+	}
+	s.node = n
+	s.fsm.setApplied(n.latestSnapshotIndex())
+	s.reads = newReadIndex(s)
+
+	lis, err := net.Listen("tcp", s.cfg.ClientAddr)
+	if err != nil {
+		n.close()
+		return fmt.Errorf("coord: listen for clients on %s: %w", s.cfg.ClientAddr, err)
+	}
+	s.listener = lis
+	s.grpc = grpc.NewServer(
+		grpc.MaxRecvMsgSize(s.cfg.MaxRequestBytes+grpcOverheadBytes),
+		grpc.MaxSendMsgSize(1<<31-1),
+	)
+	pb.RegisterKVServer(s.grpc, &kvServer{s: s})
+	pb.RegisterWatchServer(s.grpc, &watchServer{s: s})
+	pb.RegisterLeaseServer(s.grpc, &leaseServer{s: s})
+	pb.RegisterMaintenanceServer(s.grpc, &maintenanceServer{s: s})
+	pb.RegisterClusterServer(s.grpc, &clusterServer{s: s})
+	s.health = health.NewServer()
+	healthpb.RegisterHealthServer(s.grpc, s.health)
+
+	s.goFunc(func() {
+		if err := s.grpc.Serve(lis); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
+			s.log.Error("client API stopped", "err", err)
+		}
+	})
+	s.goFunc(s.reads.run)
+	s.goFunc(s.leadershipLoop)
+	s.goFunc(s.lessor.run)
+	s.log.Info("serving", "client", lis.Addr().String(), "peer", s.cfg.PeerAddr, "data-dir", s.cfg.DataDir)
+	return nil
+}
+
+// grpcOverheadBytes is what gRPC adds around a request of the maximum size.
+const grpcOverheadBytes = 512 * 1024
+
+func (s *Server) goFunc(f func()) {
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		f()
+	}()
+}
+
+// ClientAddr returns the address the API listens on.
+func (s *Server) ClientAddr() string { return s.listener.Addr().String() }
+
+// Close stops serving and closes the data dir. If this member leads, it
+// first tries to hand leadership to another member.
+func (s *Server) Close() error {
+	var err error
+	s.once.Do(func() {
+		if s.node != nil && s.node.raft.State() == raft.Leader && len(s.peers()) > 1 {
+			if terr := s.node.raft.LeadershipTransfer().Error(); terr != nil {
+				s.log.Warn("leadership transfer before shutdown failed", "err", terr)
+			}
+		}
+		close(s.stopc)
+		if s.grpc != nil {
+			s.health.Shutdown()
+			stopped := make(chan struct{})
+			go func() { s.grpc.GracefulStop(); close(stopped) }()
+			select {
+			case <-stopped:
+			case <-time.After(2 * time.Second):
+				s.grpc.Stop() // streams (watches, keep-alives) do not end on their own
+				<-stopped
+			}
+		}
+		s.wg.Wait()
+		if s.node != nil {
+			err = s.node.close()
+		}
+	})
+	return err
+}
+
+func (s *Server) peers() []raft.Server {
+	f := s.node.raft.GetConfiguration()
+	if f.Error() != nil {
+		return nil
+	}
+	return f.Configuration().Servers
+}
+
+// header returns a response header at the current revision.
+func (s *Server) header(rev int64) *pb.ResponseHeader {
+	return &pb.ResponseHeader{ClusterId: s.clusterID, MemberId: s.memberID, Revision: rev, RaftTerm: s.node.raft.CurrentTerm()}
+}
+
+func (s *Server) fillHeader(h *pb.ResponseHeader) *pb.ResponseHeader {
+	if h == nil {
+		h = &pb.ResponseHeader{}
+	}
+	h.ClusterId, h.MemberId, h.RaftTerm = s.clusterID, s.memberID, s.node.raft.CurrentTerm()
+	if h.Revision == 0 {
+		h.Revision = s.store.Rev()
+	}
+	return h
+}
+
+// propose replicates a request through raft and returns what applying it
+// produced. An error from raft after the entry was handed over is
+// indeterminate: the entry may still commit, so it is never retried here.
+func (s *Server) propose(ctx context.Context, req *pb.InternalRaftRequest) (proto.Message, error) {
+	data, err := proto.Marshal(req)
+	if err != nil {
+		return nil, err
+	}
+	if len(data) > s.cfg.MaxRequestBytes {
+		return nil, errRequestTooLarge
+	}
+	timeout := s.cfg.ApplyTimeout
+	if dl, ok := ctx.Deadline(); ok {
+		timeout = min(timeout, time.Until(dl))
+	}
+	if s.node.raft.State() != raft.Leader {
+		if addr, _ := s.node.raft.LeaderWithID(); addr == "" {
+			return nil, errNoLeader
+		}
+		return nil, raft.ErrNotLeader
+	}
+	f := s.node.raft.Apply(data, timeout)
+	if err := f.Error(); err != nil {
+		return nil, err
+	}
+	res := f.Response().(applyResult)
+	return res.resp, res.err
+}
+
+// leadershipLoop watches this member win and lose leadership. On winning it
+// commits a barrier in the new term, so that everything earlier is applied,
+// before it serves linearizable reads or runs lease expiry.
+func (s *Server) leadershipLoop() {
+	for {
+		select {
+		case <-s.stopc:
+			return
+		case leader := <-s.node.raft.LeaderCh():
+			if !leader {
+				s.reads.setReady(0)
+				s.lessor.demote()
+				s.log.Info("lost leadership")
+				continue
+			}
+			term := s.node.raft.CurrentTerm()
+			if err := s.node.raft.Barrier(s.cfg.ApplyTimeout).Error(); err != nil {
+				s.log.Warn("barrier after election failed", "err", err)
+				continue
+			}
+			s.lessor.promote()
+			s.reads.setReady(term)
+			s.log.Info("leading", "term", term)
+		}
+	}
+}

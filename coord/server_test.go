@@ -1,0 +1,401 @@
+package coord_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/coordhq/coord/coord/coordtest"
+	"go.etcd.io/etcd/api/v3/mvccpb"
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.etcd.io/etcd/client/v3/concurrency"
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+func ctxT(t *testing.T, d time.Duration) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+func isErr(err, want error) bool {
+	return err != nil && rpctypes.ErrorDesc(err) == rpctypes.ErrorDesc(want)
+}
+
+func TestKVThroughClient(t *testing.T) {
+	m := coordtest.StartSingle(t)
+	c := m.Client()
+	defer c.Close()
+	ctx := ctxT(t, 20*time.Second)
+
+	put, err := c.Put(ctx, "k", "v1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if put.Header.Revision != 2 || put.Header.MemberId == 0 || put.Header.ClusterId == 0 || put.Header.RaftTerm == 0 {
+		t.Fatalf("put header: %v", put.Header)
+	}
+	if _, err := c.Put(ctx, "k", "v2"); err != nil {
+		t.Fatal(err)
+	}
+	get, err := c.Get(ctx, "k")
+	if err != nil || len(get.Kvs) != 1 || string(get.Kvs[0].Value) != "v2" || get.Kvs[0].Version != 2 || get.Header.Revision != 3 {
+		t.Fatalf("get: %v %v", get, err)
+	}
+	old, err := c.Get(ctx, "k", clientv3.WithRev(2))
+	if err != nil || string(old.Kvs[0].Value) != "v1" {
+		t.Fatalf("get at 2: %v %v", old, err)
+	}
+	ser, err := c.Get(ctx, "k", clientv3.WithSerializable())
+	if err != nil || string(ser.Kvs[0].Value) != "v2" {
+		t.Fatalf("serializable get: %v %v", ser, err)
+	}
+	txn, err := c.Txn(ctx).If(clientv3.Compare(clientv3.Value("k"), "=", "v2")).
+		Then(clientv3.OpPut("k", "v3"), clientv3.OpGet("k")).Else(clientv3.OpPut("else", "x")).Commit()
+	if err != nil || !txn.Succeeded || string(txn.Responses[1].GetResponseRange().Kvs[0].Value) != "v3" {
+		t.Fatalf("txn: %v %v", txn, err)
+	}
+	del, err := c.Delete(ctx, "k", clientv3.WithPrevKV())
+	if err != nil || del.Deleted != 1 || string(del.PrevKvs[0].Value) != "v3" {
+		t.Fatalf("delete: %v %v", del, err)
+	}
+	if _, err := c.Compact(ctx, del.Header.Revision); err != nil {
+		t.Fatal(err)
+	}
+
+	// Bad input answers etcd's errors and the server keeps serving.
+	_, err = c.Get(ctx, "k", clientv3.WithRev(2))
+	if !isErr(err, rpctypes.ErrGRPCCompacted) {
+		t.Fatalf("compacted read: %v", err)
+	}
+	_, err = c.Get(ctx, "k", clientv3.WithRev(1000))
+	if !isErr(err, rpctypes.ErrGRPCFutureRev) {
+		t.Fatalf("future read: %v", err)
+	}
+	_, err = c.Put(ctx, "big", strings.Repeat("x", 1600*1024))
+	if !isErr(err, rpctypes.ErrGRPCRequestTooLarge) {
+		t.Fatalf("oversized put: %v", err)
+	}
+	ops := make([]clientv3.Op, 129)
+	for i := range ops {
+		ops[i] = clientv3.OpPut(fmt.Sprint("op", i), "")
+	}
+	_, err = c.Txn(ctx).Then(ops...).Commit()
+	if !isErr(err, rpctypes.ErrGRPCTooManyOps) {
+		t.Fatalf("too many ops: %v", err)
+	}
+	_, err = c.Txn(ctx).Then(clientv3.OpPut("d", "1"), clientv3.OpPut("d", "2")).Commit()
+	if !isErr(err, rpctypes.ErrGRPCDuplicateKey) {
+		t.Fatalf("duplicate key: %v", err)
+	}
+	_, err = c.Put(ctx, "x", "y", clientv3.WithLease(12345))
+	if !isErr(err, rpctypes.ErrGRPCLeaseNotFound) {
+		t.Fatalf("unknown lease: %v", err)
+	}
+	_, err = c.Compact(ctx, 1)
+	if !isErr(err, rpctypes.ErrGRPCCompacted) {
+		t.Fatalf("compact below compacted: %v", err)
+	}
+	if _, err := c.Put(ctx, "still", "serving"); err != nil {
+		t.Fatalf("server stopped serving after bad input: %v", err)
+	}
+}
+
+func TestWatchThroughClient(t *testing.T) {
+	m := coordtest.StartSingle(t)
+	c := m.Client()
+	defer c.Close()
+	ctx := ctxT(t, 20*time.Second)
+	if _, err := c.Put(ctx, "w/a", "1"); err != nil { // 2
+		t.Fatal(err)
+	}
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	wch := c.Watch(wctx, "w/", clientv3.WithPrefix(), clientv3.WithRev(2), clientv3.WithPrevKV())
+	if _, err := c.Put(ctx, "w/a", "2"); err != nil { // 3
+		t.Fatal(err)
+	}
+	if _, err := c.Delete(ctx, "w/a"); err != nil { // 4
+		t.Fatal(err)
+	}
+	var got []string
+	for len(got) < 3 {
+		select {
+		case wr := <-wch:
+			if err := wr.Err(); err != nil {
+				t.Fatal(err)
+			}
+			for _, ev := range wr.Events {
+				s := fmt.Sprintf("%s %s=%s@%d", ev.Type, ev.Kv.Key, ev.Kv.Value, ev.Kv.ModRevision)
+				if ev.PrevKv != nil {
+					s += " prev=" + string(ev.PrevKv.Value)
+				}
+				got = append(got, s)
+			}
+		case <-ctx.Done():
+			t.Fatalf("events so far: %q", got)
+		}
+	}
+	want := []string{"PUT w/a=1@2", "PUT w/a=2@3 prev=1", "DELETE w/a=@4 prev=2"}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("got %q want %q", got, want)
+	}
+
+	// Progress: the current revision, on request.
+	pctx, pcancel := context.WithCancel(ctx)
+	defer pcancel()
+	pch := c.Watch(pctx, "nothing", clientv3.WithProgressNotify())
+	if err := c.RequestProgress(pctx); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case wr := <-pch:
+		if !wr.IsProgressNotify() || wr.Header.Revision != 4 {
+			t.Fatalf("progress: %+v", wr)
+		}
+	case <-ctx.Done():
+		t.Fatal("no progress notification")
+	}
+
+	// A watch from a compacted revision is cancelled with it.
+	if _, err := c.Compact(ctx, 4); err != nil {
+		t.Fatal(err)
+	}
+	cch := c.Watch(ctx, "w/a", clientv3.WithRev(2))
+	select {
+	case wr := <-cch:
+		if wr.CompactRevision != 4 || !wr.Canceled {
+			t.Fatalf("compacted watch: %+v", wr)
+		}
+	case <-ctx.Done():
+		t.Fatal("no cancellation")
+	}
+}
+
+func TestLeasesThroughClient(t *testing.T) {
+	m := coordtest.StartSingle(t)
+	c := m.Client()
+	defer c.Close()
+	ctx := ctxT(t, 30*time.Second)
+
+	short, err := c.Grant(ctx, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if short.TTL != 1 { // ceil(1.5 × 500ms) = 1s with coordtest's election timeout
+		t.Fatalf("granted TTL %d", short.TTL)
+	}
+	if _, err := c.Put(ctx, "l/short", "x", clientv3.WithLease(short.ID)); err != nil {
+		t.Fatal(err)
+	}
+	kept, err := c.Grant(ctx, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Put(ctx, "l/kept", "x", clientv3.WithLease(kept.ID)); err != nil {
+		t.Fatal(err)
+	}
+	ka, err := c.KeepAlive(ctx, kept.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ttl, err := c.TimeToLive(ctx, kept.ID, clientv3.WithAttachedKeys())
+	if err != nil || ttl.GrantedTTL != 1 || len(ttl.Keys) != 1 {
+		t.Fatalf("time to live: %v %v", ttl, err)
+	}
+
+	// The unrenewed lease expires and its key is deleted through the log;
+	// the renewed one stays.
+	wch := c.Watch(ctx, "l/", clientv3.WithPrefix())
+	select {
+	case wr := <-wch:
+		if len(wr.Events) != 1 || wr.Events[0].Type != mvccpb.DELETE || string(wr.Events[0].Kv.Key) != "l/short" {
+			t.Fatalf("expiry: %+v", wr)
+		}
+	case <-ctx.Done():
+		t.Fatal("lease never expired")
+	}
+	for range 3 { // a few renewals prove the kept lease outlives its TTL
+		select {
+		case <-ka:
+		case <-ctx.Done():
+			t.Fatal("keep-alive stopped")
+		}
+	}
+	if g, err := c.Get(ctx, "l/kept"); err != nil || len(g.Kvs) != 1 {
+		t.Fatalf("kept key: %v %v", g, err)
+	}
+	if gone, err := c.TimeToLive(ctx, short.ID); err != nil || gone.TTL != -1 {
+		t.Fatalf("expired lease: %v %v", gone, err)
+	}
+	if _, err := c.Revoke(ctx, kept.ID); err != nil {
+		t.Fatal(err)
+	}
+	if g, _ := c.Get(ctx, "l/", clientv3.WithPrefix()); len(g.Kvs) != 0 {
+		t.Fatalf("keys after revoke: %v", g.Kvs)
+	}
+}
+
+// TestMutexExclusion runs contenders through etcd's own concurrency.Mutex:
+// never two in the critical section at once.
+func TestMutexExclusion(t *testing.T) {
+	m := coordtest.StartSingle(t)
+	ctx := ctxT(t, 60*time.Second)
+	const contenders, rounds = 8, 5
+	var inside, entries atomic.Int32
+	var wg sync.WaitGroup
+	for i := range contenders {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c := m.Client()
+			defer c.Close()
+			sess, err := concurrency.NewSession(c, concurrency.WithTTL(5))
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			defer sess.Close()
+			mu := concurrency.NewMutex(sess, "/lock")
+			for range rounds {
+				if err := mu.Lock(ctx); err != nil {
+					t.Error(err)
+					return
+				}
+				if n := inside.Add(1); n != 1 {
+					t.Errorf("contender %d: %d holders at once", i, n)
+				}
+				entries.Add(1)
+				inside.Add(-1)
+				if err := mu.Unlock(ctx); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if entries.Load() != contenders*rounds {
+		t.Fatalf("%d entries, want %d", entries.Load(), contenders*rounds)
+	}
+}
+
+// TestElectionFailover: when the leader's session dies (its lease expires,
+// not released), the next candidate is elected.
+func TestElectionFailover(t *testing.T) {
+	m := coordtest.StartSingle(t)
+	ctx := ctxT(t, 30*time.Second)
+	c1, c2 := m.Client(), m.Client()
+	defer c2.Close()
+
+	s1, err := concurrency.NewSession(c1, concurrency.WithTTL(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e1 := concurrency.NewElection(s1, "/elect")
+	if err := e1.Campaign(ctx, "first"); err != nil {
+		t.Fatal(err)
+	}
+	s2, err := concurrency.NewSession(c2, concurrency.WithTTL(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s2.Close()
+	e2 := concurrency.NewElection(s2, "/elect")
+	won := make(chan error, 1)
+	go func() { won <- e2.Campaign(ctx, "second") }()
+
+	// Kill the first leader's session: its client goes away without
+	// resigning, so its lease stops being renewed and expires.
+	c1.Close()
+	select {
+	case err := <-won:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-ctx.Done():
+		t.Fatal("second candidate never elected")
+	}
+	leader, err := e2.Leader(ctx)
+	if err != nil || string(leader.Kvs[0].Value) != "second" {
+		t.Fatalf("leader: %v %v", leader, err)
+	}
+}
+
+// TestRestartKeepsEverything restarts a member on its data dir: every
+// acknowledged write is there, at the same revision.
+func TestRestartKeepsEverything(t *testing.T) {
+	m := coordtest.NewMember(t, "m0")
+	m.Config.SnapshotCount = 50 // restart from a snapshot plus a log tail
+	m.Start()
+	c := m.Client()
+	ctx := ctxT(t, 30*time.Second)
+	var last int64
+	for i := range 120 {
+		r, err := c.Put(ctx, fmt.Sprintf("r/%03d", i), fmt.Sprint(i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		last = r.Header.Revision
+	}
+	c.Close()
+	m.Restart()
+	c = m.Client()
+	defer c.Close()
+	g, err := c.Get(ctx, "r/", clientv3.WithPrefix())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(g.Kvs) != 120 || g.Header.Revision != last {
+		t.Fatalf("after restart: %d keys at revision %d, want 120 at %d", len(g.Kvs), g.Header.Revision, last)
+	}
+	for i, kv := range g.Kvs {
+		if string(kv.Value) != fmt.Sprint(i) {
+			t.Fatalf("key %s = %s", kv.Key, kv.Value)
+		}
+	}
+}
+
+// TestQuota: past the quota, writes fail with NOSPACE and the alarm shows;
+// reads and deletes work; compaction brings writes back.
+func TestQuota(t *testing.T) {
+	m := coordtest.NewMember(t, "m0")
+	m.Config.QuotaBytes = 64 << 10
+	m.Start()
+	c := m.Client()
+	defer c.Close()
+	ctx := ctxT(t, 30*time.Second)
+	val := strings.Repeat("v", 1024)
+	var err error
+	for i := 0; i < 200 && err == nil; i++ {
+		_, err = c.Put(ctx, "q", val)
+	}
+	if !isErr(err, rpctypes.ErrGRPCNoSpace) {
+		t.Fatalf("writes past the quota: %v", err)
+	}
+	alarms, aerr := c.AlarmList(ctx)
+	if aerr != nil || len(alarms.Alarms) != 1 {
+		t.Fatalf("alarm: %v %v", alarms, aerr)
+	}
+	g, gerr := c.Get(ctx, "q")
+	if gerr != nil || len(g.Kvs) != 1 {
+		t.Fatalf("read past the quota: %v", gerr)
+	}
+	if _, err := c.Compact(ctx, g.Header.Revision); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Put(ctx, "q", "small"); err != nil {
+		t.Fatalf("write after compaction: %v", err)
+	}
+	if errors.Is(err, context.Canceled) {
+		t.Fatal(err)
+	}
+}
