@@ -23,6 +23,15 @@ type Config struct {
 	AdvertisePeerAddr string
 	// ClusterName seeds the cluster ID reported in response headers.
 	ClusterName string
+	// GossipAddr is the host:port memberlist binds and advertises.
+	GossipAddr string
+	// Join lists gossip addresses of members to join.
+	Join []string
+	// BootstrapExpect is how many members bootstrap the cluster together
+	// once they see each other. 1 (the default) with no Join bootstraps
+	// this member alone; a member with Join and BootstrapExpect 1 joins an
+	// existing cluster and is added by its leader.
+	BootstrapExpect int
 
 	// SnapshotCount is the number of applied entries between snapshots.
 	SnapshotCount uint64
@@ -53,6 +62,8 @@ func DefaultConfig() Config {
 		DataDir:          "coord-data",
 		ClientAddr:       "127.0.0.1:2379",
 		PeerAddr:         "127.0.0.1:2380",
+		GossipAddr:       "127.0.0.1:2381",
+		BootstrapExpect:  1,
 		ClusterName:      "coord",
 		SnapshotCount:    10000,
 		MaxRequestBytes:  1536 * 1024,
@@ -80,6 +91,12 @@ func (c Config) withDefaults() Config {
 	}
 	if c.AdvertisePeerAddr == "" {
 		c.AdvertisePeerAddr = c.PeerAddr
+	}
+	if c.GossipAddr == "" {
+		c.GossipAddr = d.GossipAddr
+	}
+	if c.BootstrapExpect == 0 {
+		c.BootstrapExpect = d.BootstrapExpect
 	}
 	if c.ClusterName == "" {
 		c.ClusterName = d.ClusterName
@@ -117,12 +134,15 @@ func (c Config) Validate() error {
 	c = c.withDefaults()
 	for _, a := range []struct{ name, addr string }{
 		{"client address", c.ClientAddr}, {"peer address", c.PeerAddr}, {"advertised peer address", c.AdvertisePeerAddr},
+		{"gossip address", c.GossipAddr},
 	} {
 		if _, _, err := net.SplitHostPort(a.addr); err != nil {
 			return fmt.Errorf("coord: %s %q: %w", a.name, a.addr, err)
 		}
 	}
 	switch {
+	case c.BootstrapExpect < 0:
+		return errors.New("coord: bootstrap-expect must be positive")
 	case c.MaxRequestBytes < 0:
 		return errors.New("coord: max request bytes must be positive")
 	case c.MaxTxnOps < 0:

@@ -18,6 +18,9 @@ func (k *kvServer) Range(ctx context.Context, r *pb.RangeRequest) (*pb.RangeResp
 		return nil, toGRPC(err)
 	}
 	if !r.Serializable {
+		if fctx, conn, ok := k.s.forward.to(ctx); ok {
+			return pb.NewKVClient(conn).Range(fctx, r)
+		}
 		if err := k.s.reads.wait(ctx); err != nil {
 			return nil, toGRPC(err)
 		}
@@ -34,6 +37,9 @@ func (k *kvServer) Put(ctx context.Context, r *pb.PutRequest) (*pb.PutResponse, 
 	if err := kvstore.ValidatePut(r); err != nil {
 		return nil, toGRPC(err)
 	}
+	if fctx, conn, ok := k.s.forward.to(ctx); ok {
+		return pb.NewKVClient(conn).Put(fctx, r)
+	}
 	resp, err := k.s.propose(ctx, &pb.InternalRaftRequest{Put: r})
 	if err != nil {
 		return nil, toGRPC(err)
@@ -47,6 +53,9 @@ func (k *kvServer) DeleteRange(ctx context.Context, r *pb.DeleteRangeRequest) (*
 	if err := kvstore.ValidateDeleteRange(r); err != nil {
 		return nil, toGRPC(err)
 	}
+	if fctx, conn, ok := k.s.forward.to(ctx); ok {
+		return pb.NewKVClient(conn).DeleteRange(fctx, r)
+	}
 	resp, err := k.s.propose(ctx, &pb.InternalRaftRequest{DeleteRange: r})
 	if err != nil {
 		return nil, toGRPC(err)
@@ -59,6 +68,9 @@ func (k *kvServer) DeleteRange(ctx context.Context, r *pb.DeleteRangeRequest) (*
 func (k *kvServer) Txn(ctx context.Context, r *pb.TxnRequest) (*pb.TxnResponse, error) {
 	if err := kvstore.ValidateTxn(r, k.s.cfg.MaxTxnOps); err != nil {
 		return nil, toGRPC(err)
+	}
+	if fctx, conn, ok := k.s.forward.to(ctx); ok {
+		return pb.NewKVClient(conn).Txn(fctx, r)
 	}
 	if readOnly(r) {
 		// As etcd: a txn of reads only is a read, served without the log.
@@ -101,6 +113,9 @@ func readOnly(r *pb.TxnRequest) bool {
 }
 
 func (k *kvServer) Compact(ctx context.Context, r *pb.CompactionRequest) (*pb.CompactionResponse, error) {
+	if fctx, conn, ok := k.s.forward.to(ctx); ok {
+		return pb.NewKVClient(conn).Compact(fctx, r)
+	}
 	resp, err := k.s.propose(ctx, &pb.InternalRaftRequest{Compaction: r})
 	if err != nil {
 		return nil, toGRPC(err)

@@ -165,6 +165,9 @@ func (ls *leaseServer) LeaseGrant(ctx context.Context, r *pb.LeaseGrantRequest) 
 	if r.TTL > kvstore.MaxLeaseTTL {
 		return nil, rpctypes.ErrGRPCLeaseTTLTooLarge
 	}
+	if fctx, conn, ok := ls.s.forward.to(ctx); ok {
+		return pb.NewLeaseClient(conn).LeaseGrant(fctx, r)
+	}
 	req := &pb.LeaseGrantRequest{ID: r.ID, TTL: max(r.TTL, ls.s.cfg.minLeaseTTL())}
 	resp, err := ls.s.propose(ctx, &pb.InternalRaftRequest{LeaseGrant: req})
 	if err != nil {
@@ -176,6 +179,9 @@ func (ls *leaseServer) LeaseGrant(ctx context.Context, r *pb.LeaseGrantRequest) 
 }
 
 func (ls *leaseServer) LeaseRevoke(ctx context.Context, r *pb.LeaseRevokeRequest) (*pb.LeaseRevokeResponse, error) {
+	if fctx, conn, ok := ls.s.forward.to(ctx); ok {
+		return pb.NewLeaseClient(conn).LeaseRevoke(fctx, r)
+	}
 	resp, err := ls.s.propose(ctx, &pb.InternalRaftRequest{LeaseRevoke: r})
 	if err != nil {
 		return nil, toGRPC(err)
@@ -186,6 +192,9 @@ func (ls *leaseServer) LeaseRevoke(ctx context.Context, r *pb.LeaseRevokeRequest
 }
 
 func (ls *leaseServer) LeaseKeepAlive(stream pb.Lease_LeaseKeepAliveServer) error {
+	if fctx, conn, ok := ls.s.forward.to(stream.Context()); ok {
+		return ls.s.forward.proxyKeepAlive(fctx, conn, stream)
+	}
 	for {
 		req, err := stream.Recv()
 		if err == io.EOF {
@@ -206,6 +215,9 @@ func (ls *leaseServer) LeaseKeepAlive(stream pb.Lease_LeaseKeepAliveServer) erro
 }
 
 func (ls *leaseServer) LeaseTimeToLive(ctx context.Context, r *pb.LeaseTimeToLiveRequest) (*pb.LeaseTimeToLiveResponse, error) {
+	if fctx, conn, ok := ls.s.forward.to(ctx); ok {
+		return pb.NewLeaseClient(conn).LeaseTimeToLive(fctx, r)
+	}
 	if err := ls.s.reads.wait(ctx); err != nil {
 		return nil, toGRPC(err)
 	}
@@ -225,6 +237,9 @@ func (ls *leaseServer) LeaseTimeToLive(ctx context.Context, r *pb.LeaseTimeToLiv
 }
 
 func (ls *leaseServer) LeaseLeases(ctx context.Context, r *pb.LeaseLeasesRequest) (*pb.LeaseLeasesResponse, error) {
+	if fctx, conn, ok := ls.s.forward.to(ctx); ok {
+		return pb.NewLeaseClient(conn).LeaseLeases(fctx, r)
+	}
 	if err := ls.s.reads.wait(ctx); err != nil {
 		return nil, toGRPC(err)
 	}

@@ -1,6 +1,7 @@
 package coord
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -8,6 +9,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -22,13 +24,28 @@ type node struct {
 	logs      *raftboltdb.BoltStore // log and stable store, fsync on every write
 	snaps     *raft.FileSnapshotStore
 	transport *raft.NetworkTransport
+
+	bootstrapped bool // raft had state when opened, or this member bootstrapped it
+}
+
+// hasState reports whether this member has raft state: a log, a snapshot or
+// a configuration received from a leader.
+func (n *node) hasState() bool {
+	if n.bootstrapped {
+		return true
+	}
+	ok, err := raft.HasExistingState(n.logs, n.logs, n.snaps)
+	if err == nil && ok {
+		n.bootstrapped = true
+	}
+	return n.bootstrapped
 }
 
 func openNode(cfg Config, f *fsm) (*node, error) {
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("coord: data dir: %w", err)
 	}
-	logger := hclog.New(&hclog.LoggerOptions{Name: "raft", Level: hclog.Warn, Output: slogWriter{cfg.Logger}})
+	logger := hclog.New(&hclog.LoggerOptions{Name: "raft", Level: hclog.Info, Output: slogWriter{cfg.Logger.With("component", "raft")}})
 
 	logs, err := raftboltdb.New(raftboltdb.Options{Path: filepath.Join(cfg.DataDir, "raft.db")})
 	if err != nil {
@@ -73,8 +90,8 @@ func openNode(cfg Config, f *fsm) (*node, error) {
 		logs.Close()
 		return nil, fmt.Errorf("coord: start raft: %w", err)
 	}
-	n := &node{raft: r, logs: logs, snaps: snaps, transport: transport}
-	if !hasState {
+	n := &node{raft: r, logs: logs, snaps: snaps, transport: transport, bootstrapped: hasState}
+	if !hasState && cfg.BootstrapExpect <= 1 && len(cfg.Join) == 0 {
 		boot := raft.Configuration{Servers: []raft.Server{{ID: rc.LocalID, Address: transport.LocalAddr()}}}
 		if err := r.BootstrapCluster(boot).Error(); err != nil && !errors.Is(err, raft.ErrCantBootstrap) {
 			n.close()
@@ -118,11 +135,22 @@ func (n *node) lastEffectiveIndex(from, to uint64) uint64 {
 	return from
 }
 
-// slogWriter feeds raft's hclog output into slog at warning level.
+// slogWriter feeds the line logs of raft and memberlist into slog, at the
+// level their "[LEVEL]" prefix names.
 type slogWriter struct{ l *slog.Logger }
 
 func (w slogWriter) Write(p []byte) (int, error) {
-	w.l.Warn(string(trimNewline(p)), "component", "raft")
+	line := string(trimNewline(p))
+	level := slog.LevelInfo
+	switch {
+	case strings.Contains(line, "[DEBUG]"), strings.Contains(line, "[TRACE]"):
+		level = slog.LevelDebug
+	case strings.Contains(line, "[WARN]"):
+		level = slog.LevelWarn
+	case strings.Contains(line, "[ERR"):
+		level = slog.LevelError
+	}
+	w.l.Log(context.Background(), level, line)
 	return len(p), nil
 }
 

@@ -32,6 +32,8 @@ type Server struct {
 	grpc      *grpc.Server
 	health    *health.Server
 	listener  net.Listener
+	members   *membership
+	forward   *forwarder
 	memberID  uint64
 	clusterID uint64
 
@@ -83,6 +85,17 @@ func (s *Server) Start() error {
 		return fmt.Errorf("coord: listen for clients on %s: %w", s.cfg.ClientAddr, err)
 	}
 	s.listener = lis
+	s.forward = newForwarder(s)
+	members, err := openMembership(s)
+	if err != nil {
+		lis.Close()
+		n.close()
+		return err
+	}
+	s.members = members
+	if err := members.join(members.joinTo); err != nil {
+		s.log.Warn("join failed; will retry", "join", members.joinTo, "err", err)
+	}
 	s.grpc = grpc.NewServer(
 		grpc.MaxRecvMsgSize(s.cfg.MaxRequestBytes+grpcOverheadBytes),
 		grpc.MaxSendMsgSize(1<<31-1),
@@ -103,6 +116,7 @@ func (s *Server) Start() error {
 	s.goFunc(s.reads.run)
 	s.goFunc(s.leadershipLoop)
 	s.goFunc(s.lessor.run)
+	s.goFunc(s.reconcileLoop)
 	s.log.Info("serving", "client", lis.Addr().String(), "peer", s.cfg.PeerAddr, "data-dir", s.cfg.DataDir)
 	return nil
 }
@@ -131,6 +145,9 @@ func (s *Server) Close() error {
 				s.log.Warn("leadership transfer before shutdown failed", "err", terr)
 			}
 		}
+		if s.members != nil {
+			s.members.leave()
+		}
 		close(s.stopc)
 		if s.grpc != nil {
 			s.health.Shutdown()
@@ -144,6 +161,10 @@ func (s *Server) Close() error {
 			}
 		}
 		s.wg.Wait()
+		if s.members != nil {
+			s.members.shutdown()
+		}
+		s.forward.close()
 		if s.node != nil {
 			err = s.node.close()
 		}
@@ -230,3 +251,6 @@ func (s *Server) leadershipLoop() {
 		}
 	}
 }
+
+// IsLeader reports whether this member currently leads.
+func (s *Server) IsLeader() bool { return s.node.raft.State() == raft.Leader }

@@ -4,9 +4,11 @@
 package coordtest
 
 import (
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
+	"os"
 	"path/filepath"
 	"testing"
 	"time"
@@ -44,12 +46,16 @@ func NewMember(t testing.TB, name string) *Member {
 	cfg.ClientAddr = FreeAddr(t)
 	cfg.PeerAddr = FreeAddr(t)
 	cfg.AdvertisePeerAddr = cfg.PeerAddr
+	cfg.GossipAddr = FreeAddr(t)
 	cfg.HeartbeatTimeout = 50 * time.Millisecond
 	cfg.ElectionTimeout = 500 * time.Millisecond
-	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
-	if testing.Verbose() {
-		cfg.Logger = slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	// Members log after their test ends (shutdown), so logs go to stderr
+	// when COORDTEST_LOG is set, never to t.Log.
+	var out io.Writer = io.Discard
+	if os.Getenv("COORDTEST_LOG") != "" {
+		out = os.Stderr
 	}
+	cfg.Logger = slog.New(slog.NewTextHandler(out, &slog.HandlerOptions{Level: slog.LevelInfo})).With("test", t.Name())
 	return &Member{t: t, Config: cfg}
 }
 
@@ -65,6 +71,14 @@ func StartSingle(t testing.TB) *Member {
 // Start starts the member and waits until it answers a linearizable read.
 func (m *Member) Start() {
 	m.t.Helper()
+	m.Launch()
+	m.WaitReady()
+}
+
+// Launch starts the member without waiting for it to serve (members of a
+// new cluster serve only once enough of them run).
+func (m *Member) Launch() {
+	m.t.Helper()
 	s, err := coord.New(m.Config)
 	if err != nil {
 		m.t.Fatal(err)
@@ -74,7 +88,63 @@ func (m *Member) Start() {
 	}
 	m.Server = s
 	m.t.Cleanup(func() { m.Stop() })
-	m.WaitReady()
+}
+
+// Cluster is a test cluster of members in this process.
+type Cluster struct {
+	t       testing.TB
+	Members []*Member
+}
+
+// StartCluster starts n members that find each other by gossip and
+// bootstrap raft together, and waits until every one of them serves.
+func StartCluster(t testing.TB, n int) *Cluster {
+	t.Helper()
+	c := &Cluster{t: t}
+	for i := range n {
+		m := NewMember(t, fmt.Sprintf("m%d", i))
+		m.Config.BootstrapExpect = n
+		c.Members = append(c.Members, m)
+	}
+	for i, m := range c.Members {
+		if i > 0 {
+			m.Config.Join = []string{c.Members[0].Config.GossipAddr}
+		}
+		m.Launch()
+	}
+	for _, m := range c.Members {
+		m.WaitReady()
+	}
+	return c
+}
+
+// Leader returns the member that leads, waiting up to 10 seconds for one.
+func (c *Cluster) Leader() *Member {
+	c.t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		for _, m := range c.Members {
+			if m.Server != nil && m.Server.IsLeader() {
+				return m
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	c.t.Fatal("no leader after 10s")
+	return nil
+}
+
+// Follower returns a running member that does not lead.
+func (c *Cluster) Follower() *Member {
+	c.t.Helper()
+	l := c.Leader()
+	for _, m := range c.Members {
+		if m != l && m.Server != nil {
+			return m
+		}
+	}
+	c.t.Fatal("no running follower")
+	return nil
 }
 
 // WaitReady waits, for at most 10 seconds, until the member answers a
@@ -132,11 +202,4 @@ func (m *Member) Client() *clientv3.Client {
 		m.t.Fatal(err)
 	}
 	return c
-}
-
-type testWriter struct{ t testing.TB }
-
-func (w testWriter) Write(p []byte) (int, error) {
-	w.t.Log(string(p))
-	return len(p), nil
 }

@@ -1,0 +1,124 @@
+package coord
+
+import (
+	"context"
+	"sync"
+
+	"github.com/hashicorp/raft"
+	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
+)
+
+// forwardedKey marks a request a member forwarded; it is never forwarded
+// again, so two members that disagree on the leader cannot bounce it.
+const forwardedKey = "coord-forwarded"
+
+// forwarder keeps one client connection to the current leader, for the
+// requests a follower hands to it: writes, linearizable reads, lease calls.
+type forwarder struct {
+	s *Server
+
+	mu   sync.Mutex // guards addr and conn
+	addr string
+	conn *grpc.ClientConn
+}
+
+func newForwarder(s *Server) *forwarder { return &forwarder{s: s} }
+
+// to returns a connection to the leader and a context marking the request
+// as forwarded, or ok=false when this member should serve the request: it
+// leads, the request was already forwarded once, or no leader is known (the
+// local path then answers "no leader").
+func (f *forwarder) to(ctx context.Context) (context.Context, *grpc.ClientConn, bool) {
+	s := f.s
+	if s.node.raft.State() == raft.Leader {
+		return ctx, nil, false
+	}
+	if md, ok := metadata.FromIncomingContext(ctx); ok && len(md.Get(forwardedKey)) > 0 {
+		return ctx, nil, false
+	}
+	_, id := s.node.raft.LeaderWithID()
+	if id == "" {
+		return ctx, nil, false
+	}
+	addr, ok := s.members.clientAddr(string(id))
+	if !ok {
+		return ctx, nil, false
+	}
+	conn, err := f.connect(addr)
+	if err != nil {
+		return ctx, nil, false
+	}
+	out := metadata.AppendToOutgoingContext(ctx, forwardedKey, s.cfg.Name)
+	return out, conn, true
+}
+
+func (f *forwarder) connect(addr string) (*grpc.ClientConn, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.conn != nil && f.addr == addr {
+		return f.conn, nil
+	}
+	if f.conn != nil {
+		f.conn.Close()
+		f.conn = nil
+	}
+	conn, err := grpc.NewClient(addr,
+		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithDefaultCallOptions(grpc.MaxCallSendMsgSize(f.s.cfg.MaxRequestBytes+grpcOverheadBytes), grpc.MaxCallRecvMsgSize(1<<31-1)))
+	if err != nil {
+		return nil, err
+	}
+	f.addr, f.conn = addr, conn
+	return conn, nil
+}
+
+func (f *forwarder) close() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.conn != nil {
+		f.conn.Close()
+		f.conn = nil
+	}
+}
+
+// proxyKeepAlive relays a client's keep-alive stream to the leader until
+// either side ends it; the client's library reconnects if leadership moves.
+func (f *forwarder) proxyKeepAlive(ctx context.Context, conn *grpc.ClientConn, client pb.Lease_LeaseKeepAliveServer) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	up, err := pb.NewLeaseClient(conn).LeaseKeepAlive(ctx)
+	if err != nil {
+		return toGRPC(err)
+	}
+	errc := make(chan error, 1)
+	go func() {
+		for {
+			req, err := client.Recv()
+			if err != nil {
+				up.CloseSend()
+				errc <- err
+				return
+			}
+			if err := up.Send(req); err != nil {
+				errc <- err
+				return
+			}
+		}
+	}()
+	for {
+		resp, err := up.Recv()
+		if err != nil {
+			cancel()
+			<-errc
+			return err
+		}
+		if err := client.Send(resp); err != nil {
+			cancel()
+			<-errc
+			return err
+		}
+	}
+}

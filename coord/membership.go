@@ -1,0 +1,318 @@
+package coord
+
+import (
+	"encoding/json"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/memberlist"
+	"github.com/hashicorp/raft"
+)
+
+// memberMeta is what a member tells the others about itself by gossip.
+type memberMeta struct {
+	Name   string `json:"name"`
+	Raft   string `json:"raft"`   // advertised raft address
+	Client string `json:"client"` // client API address
+	Gossip string `json:"gossip"` // gossip address
+}
+
+// peersFile, in the data dir, lists the gossip addresses of the members
+// last seen, so that a restarted member finds its cluster again without
+// --join.
+const peersFile = "gossip-peers.json"
+
+func (m *membership) savePeers() {
+	var addrs []string
+	for _, mm := range m.alive() {
+		if mm.Name != m.s.cfg.Name && mm.Gossip != "" {
+			addrs = append(addrs, mm.Gossip)
+		}
+	}
+	if len(addrs) == 0 || slices.Equal(addrs, m.saved) {
+		return
+	}
+	data, err := json.Marshal(addrs)
+	if err != nil {
+		return
+	}
+	path := filepath.Join(m.s.cfg.DataDir, peersFile)
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, data, 0o600); err != nil {
+		m.s.log.Warn("save gossip peers", "err", err)
+		return
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		m.s.log.Warn("save gossip peers", "err", err)
+		return
+	}
+	m.saved = addrs
+}
+
+// savedPeers returns the gossip addresses saved by an earlier run.
+func savedPeers(dataDir string) []string {
+	data, err := os.ReadFile(filepath.Join(dataDir, peersFile))
+	if err != nil {
+		return nil
+	}
+	var addrs []string
+	if json.Unmarshal(data, &addrs) != nil {
+		return nil
+	}
+	return addrs
+}
+
+// membership runs memberlist: who is out there, at which addresses, and who
+// left on purpose. The server's reconcile loop turns that into raft
+// configuration changes.
+type membership struct {
+	s    *Server
+	ml   *memberlist.Memberlist
+	meta []byte
+
+	mu      sync.Mutex // guards members and left
+	members map[string]memberMeta
+	left    map[string]bool // left gracefully: to be removed from raft
+	changed chan struct{}   // has a value after a membership event
+	saved   []string        // what savePeers last wrote; reconcile loop only
+	joinTo  []string        // --join plus the saved peers
+}
+
+func openMembership(s *Server) (*membership, error) {
+	host, portStr, err := net.SplitHostPort(s.cfg.GossipAddr)
+	if err != nil {
+		return nil, fmt.Errorf("coord: gossip address %q: %w", s.cfg.GossipAddr, err)
+	}
+	port, err := strconv.Atoi(portStr)
+	if err != nil {
+		return nil, fmt.Errorf("coord: gossip port %q: %w", portStr, err)
+	}
+	self := memberMeta{Name: s.cfg.Name, Raft: s.cfg.AdvertisePeerAddr, Client: s.ClientAddr(), Gossip: s.cfg.GossipAddr}
+	meta, err := json.Marshal(self)
+	if err != nil {
+		return nil, err
+	}
+	m := &membership{s: s, meta: meta, members: map[string]memberMeta{s.cfg.Name: self}, left: map[string]bool{}, changed: make(chan struct{}, 1)}
+	mc := memberlist.DefaultLocalConfig()
+	mc.Name = s.cfg.Name
+	mc.BindAddr, mc.BindPort = host, port
+	mc.AdvertiseAddr, mc.AdvertisePort = host, port
+	mc.Delegate = gossipDelegate{m}
+	mc.Events = m
+	mc.LogOutput = slogWriter{s.log.With("component", "gossip")}
+	ml, err := memberlist.Create(mc)
+	if err != nil {
+		return nil, fmt.Errorf("coord: start gossip on %s: %w", s.cfg.GossipAddr, err)
+	}
+	m.ml = ml
+	m.saved = savedPeers(s.cfg.DataDir)
+	m.joinTo = append(slices.Clone(s.cfg.Join), m.saved...)
+	return m, nil
+}
+
+// join contacts the given members; it is retried by the reconcile loop
+// until one answers.
+func (m *membership) join(addrs []string) error {
+	if len(addrs) == 0 {
+		return nil
+	}
+	_, err := m.ml.Join(addrs)
+	return err
+}
+
+func (m *membership) kick() {
+	select {
+	case m.changed <- struct{}{}:
+	default:
+	}
+}
+
+func (m *membership) NotifyJoin(n *memberlist.Node)   { m.update(n, false) }
+func (m *membership) NotifyUpdate(n *memberlist.Node) { m.update(n, false) }
+func (m *membership) NotifyLeave(n *memberlist.Node) {
+	m.update(n, n.State == memberlist.StateLeft)
+}
+
+func (m *membership) update(n *memberlist.Node, left bool) {
+	var meta memberMeta
+	if err := json.Unmarshal(n.Meta, &meta); err != nil || meta.Name == "" {
+		return // not a coord member, or an old one without metadata
+	}
+	m.mu.Lock()
+	if n.State == memberlist.StateAlive {
+		m.members[meta.Name] = meta
+		delete(m.left, meta.Name)
+	} else {
+		delete(m.members, meta.Name)
+		if left {
+			m.left[meta.Name] = true
+		}
+	}
+	m.mu.Unlock()
+	m.kick()
+}
+
+// alive returns the members gossip currently sees alive, sorted by name.
+func (m *membership) alive() []memberMeta {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := make([]memberMeta, 0, len(m.members))
+	for _, mm := range m.members {
+		out = append(out, mm)
+	}
+	slices.SortFunc(out, func(a, b memberMeta) int { return cmpString(a.Name, b.Name) })
+	return out
+}
+
+func cmpString(a, b string) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+// clientAddr returns the client address of a member by name.
+func (m *membership) clientAddr(name string) (string, bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	mm, ok := m.members[name]
+	return mm.Client, ok
+}
+
+func (m *membership) takeLeft() []string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out []string
+	for n := range m.left {
+		out = append(out, n)
+	}
+	slices.Sort(out)
+	return out
+}
+
+func (m *membership) forgetLeft(name string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	delete(m.left, name)
+}
+
+func (m *membership) leave() {
+	if err := m.ml.Leave(2 * time.Second); err != nil {
+		m.s.log.Warn("gossip leave", "err", err)
+	}
+}
+
+func (m *membership) shutdown() { m.ml.Shutdown() }
+
+// gossipDelegate hands memberlist this member's metadata.
+type gossipDelegate struct{ m *membership }
+
+func (d gossipDelegate) NodeMeta(limit int) []byte {
+	if len(d.m.meta) > limit {
+		return nil
+	}
+	return d.m.meta
+}
+func (gossipDelegate) NotifyMsg([]byte)                           {}
+func (gossipDelegate) GetBroadcasts(overhead, limit int) [][]byte { return nil }
+func (gossipDelegate) LocalState(join bool) []byte                { return nil }
+func (gossipDelegate) MergeRemoteState(buf []byte, join bool)     {}
+
+// reconcileLoop keeps raft's configuration in step with gossip: it
+// bootstraps the cluster once --bootstrap-expect members see each other,
+// and on the leader adds members gossip found and removes members that
+// left gracefully. A member that failed stays in the configuration: it may
+// come back with its data.
+func (s *Server) reconcileLoop() {
+	t := time.NewTicker(500 * time.Millisecond)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.stopc:
+			return
+		case <-t.C:
+		case <-s.members.changed:
+		}
+		if len(s.members.joinTo) > 0 && s.members.ml.NumMembers() < 2 {
+			if err := s.members.join(s.members.joinTo); err != nil {
+				s.log.Debug("join", "err", err)
+			}
+		}
+		s.members.savePeers()
+		s.maybeBootstrap()
+		if s.node.raft.State() == raft.Leader {
+			s.reconcileRaft()
+		}
+	}
+}
+
+// maybeBootstrap bootstraps raft with the first BootstrapExpect members by
+// name once that many are alive, if this member has no raft state yet and
+// is one of them. Every one of them does the same with the same list.
+func (s *Server) maybeBootstrap() {
+	if s.cfg.BootstrapExpect < 2 || s.node.hasState() {
+		return
+	}
+	alive := s.members.alive()
+	if len(alive) < s.cfg.BootstrapExpect {
+		return
+	}
+	alive = alive[:s.cfg.BootstrapExpect]
+	var conf raft.Configuration
+	self := false
+	for _, mm := range alive {
+		conf.Servers = append(conf.Servers, raft.Server{ID: raft.ServerID(mm.Name), Address: raft.ServerAddress(mm.Raft), Suffrage: raft.Voter})
+		self = self || mm.Name == s.cfg.Name
+	}
+	if !self {
+		return
+	}
+	if err := s.node.raft.BootstrapCluster(conf).Error(); err != nil {
+		s.log.Warn("bootstrap", "err", err)
+		return
+	}
+	s.log.Info("bootstrapped cluster", "members", len(conf.Servers))
+}
+
+func (s *Server) reconcileRaft() {
+	servers := s.peers()
+	inRaft := map[string]raft.Server{}
+	for _, p := range servers {
+		inRaft[string(p.ID)] = p
+	}
+	for _, mm := range s.members.alive() {
+		p, ok := inRaft[mm.Name]
+		if ok && string(p.Address) == mm.Raft {
+			continue
+		}
+		if err := s.node.raft.AddVoter(raft.ServerID(mm.Name), raft.ServerAddress(mm.Raft), 0, s.cfg.ApplyTimeout).Error(); err != nil {
+			s.log.Warn("add member", "member", mm.Name, "err", err)
+			continue
+		}
+		s.log.Info("added member", "member", mm.Name, "raft", mm.Raft)
+	}
+	for _, name := range s.members.takeLeft() {
+		if name == s.cfg.Name {
+			continue
+		}
+		if _, ok := inRaft[name]; !ok {
+			s.members.forgetLeft(name)
+			continue
+		}
+		if err := s.node.raft.RemoveServer(raft.ServerID(name), 0, s.cfg.ApplyTimeout).Error(); err != nil {
+			s.log.Warn("remove member", "member", name, "err", err)
+			continue
+		}
+		s.members.forgetLeft(name)
+		s.log.Info("removed member that left", "member", name)
+	}
+}
