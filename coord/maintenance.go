@@ -25,13 +25,14 @@ type maintenanceServer struct {
 func (m *maintenanceServer) Status(ctx context.Context, r *pb.StatusRequest) (*pb.StatusResponse, error) {
 	s := m.s
 	resp := &pb.StatusResponse{
-		Header:           s.header(s.store.Rev()),
-		Version:          apiVersion,
-		DbSize:           s.store.Size(),
-		DbSizeInUse:      s.store.Size(),
+		Header:  s.header(s.store.Rev()),
+		Version: apiVersion,
+		// Never 0: etcdctl divides by it. (etcd's smallest file is larger.)
+		DbSize:           max(s.store.Size(), 1),
+		DbSizeInUse:      max(s.store.Size(), 1),
 		RaftIndex:        s.node.raft.LastIndex(),
 		RaftTerm:         s.node.raft.CurrentTerm(),
-		RaftAppliedIndex: s.fsm.appliedIndex(),
+		RaftAppliedIndex: s.node.raft.AppliedIndex(),
 		StorageVersion:   "3.7.0",
 		DbSizeQuota:      s.cfg.QuotaBytes,
 	}
@@ -130,8 +131,8 @@ func (c *clusterServer) MemberList(ctx context.Context, r *pb.MemberListRequest)
 	resp := &pb.MemberListResponse{Header: s.header(s.store.Rev())}
 	for _, p := range s.peers() {
 		m := &pb.Member{ID: hash64(string(p.ID)), Name: string(p.ID), PeerURLs: []string{"http://" + string(p.Address)}, IsLearner: p.Suffrage != raft.Voter}
-		if string(p.ID) == s.cfg.Name {
-			m.ClientURLs = []string{"http://" + s.ClientAddr()}
+		if addr, ok := s.members.clientAddr(string(p.ID)); ok {
+			m.ClientURLs = []string{"http://" + addr}
 		}
 		resp.Members = append(resp.Members, m)
 	}

@@ -51,6 +51,9 @@ func parseFlags(args []string) (coord.Config, slog.Level, error) {
 	clientURLs := fs.String("listen-client-urls", "http://"+d.ClientAddr, "URL to serve the etcd v3 gRPC API on (one, http only)")
 	peerURLs := fs.String("listen-peer-urls", "http://"+d.PeerAddr, "URL raft listens on (one, http only)")
 	advPeer := fs.String("initial-advertise-peer-urls", "", "raft URL other members dial (default: --listen-peer-urls)")
+	gossip := fs.String("gossip-addr", d.GossipAddr, "host:port for membership gossip (TCP and UDP)")
+	join := fs.String("join", "", "comma-separated gossip addresses of members to join")
+	expect := fs.Int("bootstrap-expect", d.BootstrapExpect, "members that bootstrap a new cluster together once they see each other")
 	snapCount := fs.Uint64("snapshot-count", d.SnapshotCount, "applied entries between raft snapshots")
 	quota := fs.Int64("quota-backend-bytes", d.QuotaBytes, "size past which writes fail with NOSPACE until compaction")
 	maxReq := fs.Int("max-request-bytes", d.MaxRequestBytes, "largest request accepted, in bytes")
@@ -64,6 +67,13 @@ func parseFlags(args []string) (coord.Config, slog.Level, error) {
 	}
 	cfg := d
 	cfg.Name, cfg.DataDir = *name, *dataDir
+	cfg.GossipAddr, cfg.BootstrapExpect = *gossip, *expect
+	if *join != "" {
+		cfg.Join = strings.Split(*join, ",")
+	}
+	if *expect < 1 {
+		return cfg, 0, fmt.Errorf("--bootstrap-expect must be at least 1")
+	}
 	cfg.SnapshotCount, cfg.QuotaBytes, cfg.MaxRequestBytes, cfg.MaxTxnOps = *snapCount, *quota, *maxReq, *maxOps
 	var err error
 	if cfg.ClientAddr, err = hostPort("--listen-client-urls", *clientURLs); err != nil {
