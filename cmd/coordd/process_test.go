@@ -1,0 +1,301 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
+)
+
+// These tests run real coordd processes, because kill -9 and fsync are what
+// they are about.
+
+var coorddBin string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "coordd-bin")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	coorddBin = filepath.Join(dir, "coordd")
+	build := exec.Command("go", "build", "-o", coorddBin, ".")
+	build.Stderr = os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "build coordd:", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+type proc struct {
+	name, dataDir, client, peer, gossip string
+	args                                []string
+	cmd                                 *exec.Cmd
+	log                                 *os.File
+}
+
+func (p *proc) start(t *testing.T) {
+	t.Helper()
+	cmd := exec.Command(coorddBin, p.args...)
+	cmd.Stdout, cmd.Stderr = p.log, p.log
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	p.cmd = cmd
+}
+
+func (p *proc) kill9() {
+	if p.cmd != nil && p.cmd.Process != nil {
+		p.cmd.Process.Signal(syscall.SIGKILL)
+		p.cmd.Wait()
+		p.cmd = nil
+	}
+}
+
+// startProcs starts n coordd processes that bootstrap together.
+func startProcs(t *testing.T, n int) []*proc {
+	t.Helper()
+	dir := t.TempDir()
+	procs := make([]*proc, n)
+	for i := range procs {
+		p := &proc{name: fmt.Sprintf("p%d", i), dataDir: filepath.Join(dir, fmt.Sprintf("p%d", i)),
+			client: freeAddr(t), peer: freeAddr(t), gossip: freeAddr(t)}
+		log, err := os.Create(filepath.Join(dir, p.name+".log"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		p.log = log
+		procs[i] = p
+	}
+	for _, p := range procs {
+		p.args = []string{"--name", p.name, "--data-dir", p.dataDir,
+			"--listen-client-urls", "http://" + p.client, "--listen-peer-urls", "http://" + p.peer,
+			"--gossip-addr", p.gossip, "--bootstrap-expect", fmt.Sprint(n), "--join", procs[0].gossip}
+		p.start(t)
+	}
+	t.Cleanup(func() {
+		for _, p := range procs {
+			p.kill9()
+			p.log.Close()
+		}
+		if t.Failed() {
+			for _, p := range procs {
+				data, _ := os.ReadFile(p.log.Name())
+				t.Logf("log of %s:\n%s", p.name, tail(string(data), 30))
+			}
+		}
+	})
+	return procs
+}
+
+func tail(s string, n int) string {
+	lines := strings.Split(s, "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+func client(t *testing.T, procs ...*proc) *clientv3.Client {
+	t.Helper()
+	var eps []string
+	for _, p := range procs {
+		eps = append(eps, p.client)
+	}
+	c, err := clientv3.New(clientv3.Config{Endpoints: eps, DialTimeout: 2 * time.Second, Logger: zap.NewNop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// waitWrite retries a put until one succeeds or the deadline passes, and
+// returns how long it took.
+func waitWrite(t *testing.T, c *clientv3.Client, key string, within time.Duration) time.Duration {
+	t.Helper()
+	start := time.Now()
+	var err error
+	for time.Since(start) < within {
+		ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+		_, err = c.Put(ctx, key, "x")
+		cancel()
+		if err == nil {
+			return time.Since(start)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("no write accepted within %v: %v", within, err)
+	return 0
+}
+
+// leaderOf returns the process that leads, asking each one's status.
+func leaderOf(t *testing.T, procs []*proc) *proc {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for time.Now().Before(deadline) {
+		for _, p := range procs {
+			if p.cmd == nil {
+				continue
+			}
+			c := client(t, p)
+			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			st, err := c.Status(ctx, p.client)
+			cancel()
+			c.Close()
+			if err == nil && st.Leader != 0 && st.Leader == st.Header.MemberId {
+				return p
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatal("no leader among the processes")
+	return nil
+}
+
+func TestKill9LeaderWritesResume(t *testing.T) {
+	procs := startProcs(t, 3)
+	c := client(t, procs...)
+	waitWrite(t, c, "warmup", 20*time.Second)
+	leader := leaderOf(t, procs)
+	leader.kill9()
+	var rest []*proc
+	for _, p := range procs {
+		if p != leader {
+			rest = append(rest, p)
+		}
+	}
+	took := waitWrite(t, client(t, rest...), "after-kill", 3*time.Second)
+	t.Logf("write accepted %v after kill -9 of the leader", took)
+}
+
+func TestKill9AllKeepsAcknowledgedWrites(t *testing.T) {
+	procs := startProcs(t, 3)
+	c := client(t, procs...)
+	waitWrite(t, c, "warmup", 20*time.Second)
+
+	// Writers stream puts; every acknowledged one is recorded. All three
+	// processes are killed while the writes go on.
+	var mu sync.Mutex
+	acked := map[string]bool{}
+	ctx, stop := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	for w := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < 100_000; i++ {
+				if ctx.Err() != nil {
+					return
+				}
+				key := fmt.Sprintf("ack/%d/%06d", w, i)
+				pctx, cancel := context.WithTimeout(ctx, time.Second)
+				_, err := c.Put(pctx, key, "v")
+				cancel()
+				if err == nil {
+					mu.Lock()
+					acked[key] = true
+					mu.Unlock()
+				}
+			}
+		}()
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		mu.Lock()
+		n := len(acked)
+		mu.Unlock()
+		if n >= 300 {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	for _, p := range procs {
+		p.kill9()
+	}
+	stop()
+	wg.Wait()
+	mu.Lock()
+	defer mu.Unlock()
+	if len(acked) == 0 {
+		t.Fatal("no write was acknowledged before the kill")
+	}
+
+	for _, p := range procs {
+		p.start(t)
+	}
+	c2 := client(t, procs...)
+	waitWrite(t, c2, "after-restart", 20*time.Second)
+	gctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	g, err := c2.Get(gctx, "ack/", clientv3.WithPrefix(), clientv3.WithKeysOnly())
+	if err != nil {
+		t.Fatal(err)
+	}
+	have := map[string]bool{}
+	for _, kv := range g.Kvs {
+		have[string(kv.Key)] = true
+	}
+	for k := range acked {
+		if !have[k] {
+			t.Fatalf("acknowledged write %s lost after kill -9 of every member (%d acknowledged, %d present)", k, len(acked), len(have))
+		}
+	}
+	t.Logf("%d acknowledged writes, all present after kill -9 of all three", len(acked))
+}
+
+func TestFollowerRestartCatchesUp(t *testing.T) {
+	procs := startProcs(t, 3)
+	c := client(t, procs...)
+	waitWrite(t, c, "warmup", 20*time.Second)
+	leader := leaderOf(t, procs)
+	var follower *proc
+	for _, p := range procs {
+		if p != leader {
+			follower = p
+			break
+		}
+	}
+	follower.kill9()
+	for i := range 50 {
+		waitWrite(t, c, fmt.Sprintf("while-down/%02d", i), 5*time.Second)
+	}
+	follower.start(t)
+	fc := client(t, follower)
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		g, err := fc.Get(ctx, "while-down/", clientv3.WithPrefix(), clientv3.WithSerializable(), clientv3.WithCountOnly())
+		cancel()
+		if err == nil && g.Count == 50 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("restarted follower holds %v of 50 writes made while it was down (%v)", g, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
