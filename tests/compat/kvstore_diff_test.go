@@ -58,30 +58,100 @@ func stripHeader(h *pb.ResponseHeader) {
 	}
 }
 
-// TestKVStoreMatchesEtcd sends the same random operations to an embedded
-// etcd and to a kvstore and requires identical responses: revisions, kvs,
-// counts, more, prev_kvs, txn results and errors. At the end a watch from
-// the start of the retained history must deliver identical events.
-func TestKVStoreMatchesEtcd(t *testing.T) {
-	cli := startEtcd(t)
+// backend is one side of a differential run: etcd, kvstore or coordd.
+type backend struct {
+	put     func(*pb.PutRequest) (proto.Message, error)
+	del     func(*pb.DeleteRangeRequest) (proto.Message, error)
+	rng     func(*pb.RangeRequest) (proto.Message, error)
+	txn     func(*pb.TxnRequest) (proto.Message, error)
+	compact func(int64) error
+	grant   func(id, ttl int64) (proto.Message, error)
+	revoke  func(id int64) (proto.Message, error)
+}
+
+// grpcBackend talks to an etcd v3 endpoint (etcd itself or coordd). Headers
+// keep only the revision: cluster and member IDs and terms differ by design.
+func grpcBackend(ctx context.Context, cli *clientv3.Client) backend {
 	kv := pb.NewKVClient(cli.ActiveConnection())
 	lc := pb.NewLeaseClient(cli.ActiveConnection())
-	st := kvstore.New(kvstore.Config{MaxTxnOps: 128})
+	strip := func(m proto.Message, err error) (proto.Message, error) {
+		if err != nil {
+			return nil, err
+		}
+		if h, ok := m.(interface{ GetHeader() *pb.ResponseHeader }); ok {
+			stripHeader(h.GetHeader())
+		}
+		return m, nil
+	}
+	return backend{
+		put: func(r *pb.PutRequest) (proto.Message, error) { return strip(kv.Put(ctx, r)) },
+		del: func(r *pb.DeleteRangeRequest) (proto.Message, error) { return strip(kv.DeleteRange(ctx, r)) },
+		rng: func(r *pb.RangeRequest) (proto.Message, error) { return strip(kv.Range(ctx, r)) },
+		txn: func(r *pb.TxnRequest) (proto.Message, error) { return strip(kv.Txn(ctx, r)) },
+		compact: func(rev int64) error {
+			_, err := kv.Compact(ctx, &pb.CompactionRequest{Revision: rev})
+			return err
+		},
+		grant: func(id, ttl int64) (proto.Message, error) {
+			return strip(lc.LeaseGrant(ctx, &pb.LeaseGrantRequest{ID: id, TTL: ttl}))
+		},
+		revoke: func(id int64) (proto.Message, error) {
+			return strip(lc.LeaseRevoke(ctx, &pb.LeaseRevokeRequest{ID: id}))
+		},
+	}
+}
 
+// storeBackend applies requests to a kvstore directly, shaping lease
+// answers as the server does.
+func storeBackend(st *kvstore.Store) backend {
+	msg := func(m proto.Message, err error) (proto.Message, error) {
+		if err != nil {
+			return nil, err
+		}
+		return m, nil
+	}
+	return backend{
+		put: func(r *pb.PutRequest) (proto.Message, error) { return msg(st.Put(r)) },
+		del: func(r *pb.DeleteRangeRequest) (proto.Message, error) { return msg(st.DeleteRange(r)) },
+		rng: func(r *pb.RangeRequest) (proto.Message, error) { return msg(st.Range(r)) },
+		txn: func(r *pb.TxnRequest) (proto.Message, error) { return msg(st.Txn(r)) },
+		compact: st.Compact,
+		grant: func(id, ttl int64) (proto.Message, error) {
+			l, err := st.LeaseGrant(id, ttl)
+			if err != nil {
+				return nil, err
+			}
+			return &pb.LeaseGrantResponse{ID: l.ID, TTL: l.TTL, Header: &pb.ResponseHeader{Revision: st.Rev()}}, nil
+		},
+		revoke: func(id int64) (proto.Message, error) {
+			_, hdr, err := st.LeaseRevoke(id)
+			if err != nil {
+				return nil, err
+			}
+			return &pb.LeaseRevokeResponse{Header: hdr}, nil
+		},
+	}
+}
+
+// runDiff sends the same random operations to etcd and to the backend
+// under test and requires identical responses: revisions, kvs, counts,
+// more, prev_kvs, txn results, lease answers and errors. It returns the
+// last revision and compacted revision of the run.
+func runDiff(t *testing.T, etcd, got backend) (rev, compacted int64) {
+	t.Helper()
 	seed := *diffSeed
 	if seed == 0 {
 		seed = rand.Uint64()
 	}
 	t.Logf("seed %d (rerun with -seed %d)", seed, seed)
 	g := &gen{r: rand.New(rand.NewPCG(seed, 1))}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
+	rev, compacted = 1, 0
 
 	stats := map[string]int{}
 	for step := range *diffOps {
 		var (
 			what       string
-			got, want  proto.Message
+			gm, wm     proto.Message
 			gerr, werr error
 		)
 		op := g.r.IntN(100)
@@ -92,70 +162,50 @@ func TestKVStoreMatchesEtcd(t *testing.T) {
 		case op < 25:
 			r := g.put()
 			what = fmt.Sprintf("put %v", r)
-			resp, err := kv.Put(ctx, r)
-			want, werr = resp, err
-			got, gerr = st.Put(r)
-			if err == nil {
-				stripHeader(resp.Header)
-			}
+			wm, werr = etcd.put(r)
+			gm, gerr = got.put(proto.Clone(r).(*pb.PutRequest))
 		case op < 35:
 			r := g.del()
 			what = fmt.Sprintf("delete %v", r)
-			resp, err := kv.DeleteRange(ctx, r)
-			want, werr = resp, err
-			got, gerr = st.DeleteRange(r)
-			if err == nil {
-				stripHeader(resp.Header)
-			}
+			wm, werr = etcd.del(r)
+			gm, gerr = got.del(proto.Clone(r).(*pb.DeleteRangeRequest))
 		case op < 60:
-			r := g.rangeReq(st.Rev(), st.CompactRev())
+			r := g.rangeReq(rev, compacted)
 			what = fmt.Sprintf("range %v", r)
-			resp, err := kv.Range(ctx, r)
-			want, werr = resp, err
-			got, gerr = st.Range(r)
-			if err == nil {
-				stripHeader(resp.Header)
-			}
+			wm, werr = etcd.rng(r)
+			gm, gerr = got.rng(proto.Clone(r).(*pb.RangeRequest))
 		case op < 85:
-			r := g.txn(st.Rev(), st.CompactRev(), 1)
+			r := g.txn(rev, compacted, 1)
 			what = fmt.Sprintf("txn %v", r)
-			resp, err := kv.Txn(ctx, r)
-			want, werr = resp, err
-			got, gerr = st.Txn(r)
-			if err == nil {
-				stripHeader(resp.Header)
-			}
+			wm, werr = etcd.txn(r)
+			gm, gerr = got.txn(proto.Clone(r).(*pb.TxnRequest))
 		case op < 88:
-			rev := max(st.CompactRev()-1, 0) + g.r.Int64N(st.Rev()-st.CompactRev()+3)
-			what = fmt.Sprintf("compact %d", rev)
-			_, werr = kv.Compact(ctx, &pb.CompactionRequest{Revision: rev})
-			gerr = st.Compact(rev)
+			crev := max(compacted-1, 0) + g.r.Int64N(rev-compacted+3)
+			what = fmt.Sprintf("compact %d", crev)
+			werr = etcd.compact(crev)
+			gerr = got.compact(crev)
+			if werr == nil {
+				compacted = crev
+			}
 		case op < 94:
 			id, ttl := int64(1+g.r.IntN(5)), int64(3600+g.r.IntN(100))
 			what = fmt.Sprintf("grant %d", id)
-			resp, err := lc.LeaseGrant(ctx, &pb.LeaseGrantRequest{ID: id, TTL: ttl})
-			werr = err
-			l, err := st.LeaseGrant(id, ttl)
-			gerr = err
-			if werr == nil && gerr == nil && (resp.ID != l.ID || resp.TTL != l.TTL) {
-				t.Fatalf("step %d %s: etcd granted %d/%d, kvstore %d/%d", step, what, resp.ID, resp.TTL, l.ID, l.TTL)
-			}
+			wm, werr = etcd.grant(id, ttl)
+			gm, gerr = got.grant(id, ttl)
 		default:
 			id := int64(1 + g.r.IntN(5))
 			what = fmt.Sprintf("revoke %d", id)
-			resp, err := lc.LeaseRevoke(ctx, &pb.LeaseRevokeRequest{ID: id})
-			werr = err
-			_, hdr, err := st.LeaseRevoke(id)
-			gerr = err
-			if werr == nil && gerr == nil && resp.Header.Revision != hdr.Revision {
-				t.Fatalf("step %d %s: etcd at revision %d, kvstore %d", step, what, resp.Header.Revision, hdr.Revision)
-			}
+			wm, werr = etcd.revoke(id)
+			gm, gerr = got.revoke(id)
 		}
 		if describeErr(gerr) != describeErr(werr) {
-			t.Fatalf("step %d %s:\n kvstore error: %v\n etcd error:    %v", step, what, describeErr(gerr), describeErr(werr))
+			t.Fatalf("step %d %s:\n error under test: %v\n etcd error:       %v", step, what, describeErr(gerr), describeErr(werr))
 		}
-		if werr == nil && want != nil && !proto.Equal(got, want) {
-			t.Fatalf("step %d %s:\n kvstore: %v\n etcd:    %v", step, what, got, want)
+		if werr == nil && wm != nil && !proto.Equal(gm, wm) {
+			t.Fatalf("step %d %s:\n under test: %v\n etcd:       %v", step, what, gm, wm)
+		}
+		if h, ok := wm.(interface{ GetHeader() *pb.ResponseHeader }); ok && werr == nil {
+			rev = max(rev, h.GetHeader().GetRevision())
 		}
 		outcome := "ok"
 		if werr != nil {
@@ -163,7 +213,22 @@ func TestKVStoreMatchesEtcd(t *testing.T) {
 		}
 		stats[fmt.Sprintf("%.7s %s", what, outcome)]++
 	}
-	t.Logf("revision %d, compacted %d; outcomes: %v", st.Rev(), st.CompactRev(), stats)
+	t.Logf("revision %d, compacted %d; outcomes: %v", rev, compacted, stats)
+	return rev, compacted
+}
+
+// TestKVStoreMatchesEtcd runs the differential against a bare kvstore, and
+// at the end requires a watch from the start of the retained history to
+// deliver identical events.
+func TestKVStoreMatchesEtcd(t *testing.T) {
+	cli := startEtcd(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	st := kvstore.New(kvstore.Config{MaxTxnOps: 128})
+	runDiff(t, grpcBackend(ctx, cli), storeBackend(st))
+	if st.Rev() < 2 {
+		t.Fatal("the run wrote nothing")
+	}
 	compareWatch(t, ctx, cli, st)
 }
 
