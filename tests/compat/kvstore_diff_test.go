@@ -111,10 +111,10 @@ func storeBackend(st *kvstore.Store) backend {
 		return m, nil
 	}
 	return backend{
-		put: func(r *pb.PutRequest) (proto.Message, error) { return msg(st.Put(r)) },
-		del: func(r *pb.DeleteRangeRequest) (proto.Message, error) { return msg(st.DeleteRange(r)) },
-		rng: func(r *pb.RangeRequest) (proto.Message, error) { return msg(st.Range(r)) },
-		txn: func(r *pb.TxnRequest) (proto.Message, error) { return msg(st.Txn(r)) },
+		put:     func(r *pb.PutRequest) (proto.Message, error) { return msg(st.Put(r)) },
+		del:     func(r *pb.DeleteRangeRequest) (proto.Message, error) { return msg(st.DeleteRange(r)) },
+		rng:     func(r *pb.RangeRequest) (proto.Message, error) { return msg(st.Range(r)) },
+		txn:     func(r *pb.TxnRequest) (proto.Message, error) { return msg(st.Txn(r)) },
 		compact: st.Compact,
 		grant: func(id, ttl int64) (proto.Message, error) {
 			l, err := st.LeaseGrant(id, ttl)
