@@ -1,0 +1,209 @@
+// Command coordctl talks to coordd (or any etcd v3 endpoint): get, put,
+// del, watch and status, for those who do not have etcdctl.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
+)
+
+const usage = `usage: coordctl [--endpoints host:port,...] [-w simple|json] COMMAND
+
+commands:
+  get KEY [--prefix] [--rev N]     print keys and values
+  put KEY VALUE                    write a key
+  del KEY [--prefix]               delete keys, print how many
+  watch KEY [--prefix] [--rev N]   print changes until interrupted
+  status                           print each endpoint's member, leader, revision
+`
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Stdout); err != nil {
+		fmt.Fprintln(os.Stderr, "coordctl:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, args []string, out io.Writer) error {
+	fs := flag.NewFlagSet("coordctl", flag.ContinueOnError)
+	fs.Usage = func() { fmt.Fprint(fs.Output(), usage) }
+	endpoints := fs.String("endpoints", "127.0.0.1:2379", "comma-separated client endpoints")
+	format := fs.String("w", "simple", "output format: simple or json")
+	timeout := fs.Duration("command-timeout", 5*time.Second, "timeout of one request")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() == 0 {
+		fs.Usage()
+		return errors.New("no command")
+	}
+	if *format != "simple" && *format != "json" {
+		return fmt.Errorf("-w %q: want simple or json", *format)
+	}
+	cli, err := clientv3.New(clientv3.Config{Endpoints: strings.Split(*endpoints, ","), DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
+	if err != nil {
+		return err
+	}
+	defer cli.Close()
+	c := &ctl{cli: cli, out: out, json: *format == "json", timeout: *timeout}
+	cmd, rest := fs.Arg(0), fs.Args()[1:]
+	switch cmd {
+	case "get":
+		return c.get(ctx, rest)
+	case "put":
+		return c.put(ctx, rest)
+	case "del":
+		return c.del(ctx, rest)
+	case "watch":
+		return c.watch(ctx, rest)
+	case "status":
+		return c.status(ctx, strings.Split(*endpoints, ","))
+	}
+	return fmt.Errorf("unknown command %q (see coordctl -h)", cmd)
+}
+
+type ctl struct {
+	cli     *clientv3.Client
+	out     io.Writer
+	json    bool
+	timeout time.Duration
+}
+
+func (c *ctl) emit(v any, simple func()) error {
+	if c.json {
+		return json.NewEncoder(c.out).Encode(v)
+	}
+	simple()
+	return nil
+}
+
+// keyArgs parses KEY [--prefix] [--rev N] in any order.
+func keyArgs(cmd string, args []string, n int) (keys []string, prefix bool, rev int64, err error) {
+	fs := flag.NewFlagSet(cmd, flag.ContinueOnError)
+	p := fs.Bool("prefix", false, "treat KEY as a prefix")
+	r := fs.Int64("rev", 0, "revision to read or watch from")
+	var pos []string
+	for len(args) > 0 {
+		if err := fs.Parse(args); err != nil {
+			return nil, false, 0, err
+		}
+		if fs.NArg() == 0 {
+			break
+		}
+		pos = append(pos, fs.Arg(0))
+		args = fs.Args()[1:]
+	}
+	if len(pos) != n {
+		return nil, false, 0, fmt.Errorf("%s: want %d argument(s), got %d", cmd, n, len(pos))
+	}
+	return pos, *p, *r, nil
+}
+
+func opts(prefix bool, rev int64) []clientv3.OpOption {
+	var o []clientv3.OpOption
+	if prefix {
+		o = append(o, clientv3.WithPrefix())
+	}
+	if rev > 0 {
+		o = append(o, clientv3.WithRev(rev))
+	}
+	return o
+}
+
+func (c *ctl) get(ctx context.Context, args []string) error {
+	keys, prefix, rev, err := keyArgs("get", args, 1)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, c.timeout)
+	defer cancel()
+	resp, err := c.cli.Get(ctx, keys[0], opts(prefix, rev)...)
+	if err != nil {
+		return err
+	}
+	return c.emit(resp, func() {
+		for _, kv := range resp.Kvs {
+			fmt.Fprintf(c.out, "%s\n%s\n", kv.Key, kv.Value)
+		}
+	})
+}
+
+func (c *ctl) put(ctx context.Context, args []string) error {
+	if len(args) != 2 {
+		return fmt.Errorf("put: want KEY VALUE, got %d argument(s)", len(args))
+	}
+	ctx, cancel := context.WithTimeout(ctx, c.timeout)
+	defer cancel()
+	resp, err := c.cli.Put(ctx, args[0], args[1])
+	if err != nil {
+		return err
+	}
+	return c.emit(resp, func() { fmt.Fprintln(c.out, "OK") })
+}
+
+func (c *ctl) del(ctx context.Context, args []string) error {
+	keys, prefix, _, err := keyArgs("del", args, 1)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, c.timeout)
+	defer cancel()
+	resp, err := c.cli.Delete(ctx, keys[0], opts(prefix, 0)...)
+	if err != nil {
+		return err
+	}
+	return c.emit(resp, func() { fmt.Fprintln(c.out, resp.Deleted) })
+}
+
+func (c *ctl) watch(ctx context.Context, args []string) error {
+	keys, prefix, rev, err := keyArgs("watch", args, 1)
+	if err != nil {
+		return err
+	}
+	for wr := range c.cli.Watch(clientv3.WithRequireLeader(ctx), keys[0], append(opts(prefix, rev), clientv3.WithPrevKV())...) {
+		if err := wr.Err(); err != nil {
+			return err
+		}
+		for _, ev := range wr.Events {
+			if err := c.emit(ev, func() { fmt.Fprintf(c.out, "%s\n%s\n%s\n", ev.Type, ev.Kv.Key, ev.Kv.Value) }); err != nil {
+				return err
+			}
+		}
+	}
+	if ctx.Err() != nil {
+		return nil // interrupted
+	}
+	return errors.New("watch closed")
+}
+
+func (c *ctl) status(ctx context.Context, endpoints []string) error {
+	for _, ep := range endpoints {
+		sctx, cancel := context.WithTimeout(ctx, c.timeout)
+		st, err := c.cli.Status(sctx, ep)
+		cancel()
+		if err != nil {
+			return fmt.Errorf("%s: %w", ep, err)
+		}
+		err = c.emit(st, func() {
+			fmt.Fprintf(c.out, "%s member=%x leader=%x revision=%d raft-term=%d raft-index=%d size=%d\n",
+				ep, st.Header.MemberId, st.Leader, st.Header.Revision, st.RaftTerm, st.RaftIndex, st.DbSize)
+		})
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
