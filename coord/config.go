@@ -51,6 +51,10 @@ type Config struct {
 	// ApplyTimeout bounds how long a write waits for raft.
 	ApplyTimeout time.Duration
 
+	// MetricsAddr, if set, is the host:port of the HTTP listener serving
+	// /metrics (Prometheus) and /health.
+	MetricsAddr string
+
 	// Logger receives structured logs; default slog.Default().
 	Logger *slog.Logger
 }
@@ -138,6 +142,11 @@ func (c Config) Validate() error {
 	} {
 		if _, _, err := net.SplitHostPort(a.addr); err != nil {
 			return fmt.Errorf("coord: %s %q: %w", a.name, a.addr, err)
+		}
+	}
+	if c.MetricsAddr != "" {
+		if _, _, err := net.SplitHostPort(c.MetricsAddr); err != nil {
+			return fmt.Errorf("coord: metrics address %q: %w", c.MetricsAddr, err)
 		}
 	}
 	switch {

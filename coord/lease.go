@@ -151,6 +151,9 @@ func (l *lessor) run() {
 				l.s.log.Warn("lease revoke failed; will retry", "lease", id, "err", err)
 				break
 			}
+			if err == nil {
+				l.s.metrics.leaseExpiry.Inc()
+			}
 		}
 	}
 }

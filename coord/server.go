@@ -7,6 +7,7 @@ import (
 	"hash/fnv"
 	"log/slog"
 	"net"
+	"net/http"
 	"sync"
 	"time"
 
@@ -34,6 +35,8 @@ type Server struct {
 	listener  net.Listener
 	members   *membership
 	forward   *forwarder
+	metrics   *metrics
+	http      *http.Server
 	memberID  uint64
 	clusterID uint64
 
@@ -96,9 +99,13 @@ func (s *Server) Start() error {
 	if err := members.join(members.joinTo); err != nil {
 		s.log.Warn("join failed; will retry", "join", members.joinTo, "err", err)
 	}
+	s.metrics = newMetrics(s)
+	s.fsm.observeApply = s.metrics.apply.Observe
 	s.grpc = grpc.NewServer(
 		grpc.MaxRecvMsgSize(s.cfg.MaxRequestBytes+grpcOverheadBytes),
 		grpc.MaxSendMsgSize(1<<31-1),
+		grpc.ChainUnaryInterceptor(s.metrics.unary),
+		grpc.ChainStreamInterceptor(s.metrics.stream),
 	)
 	pb.RegisterKVServer(s.grpc, &kvServer{s: s})
 	pb.RegisterWatchServer(s.grpc, &watchServer{s: s})
@@ -113,6 +120,21 @@ func (s *Server) Start() error {
 			s.log.Error("client API stopped", "err", err)
 		}
 	})
+	if s.cfg.MetricsAddr != "" {
+		mlis, err := net.Listen("tcp", s.cfg.MetricsAddr)
+		if err != nil {
+			s.grpc.Stop()
+			members.shutdown()
+			n.close()
+			return fmt.Errorf("coord: listen for metrics on %s: %w", s.cfg.MetricsAddr, err)
+		}
+		s.http = &http.Server{Handler: s.httpHandler(), ReadHeaderTimeout: 5 * time.Second}
+		s.goFunc(func() {
+			if err := s.http.Serve(mlis); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				s.log.Error("metrics listener stopped", "err", err)
+			}
+		})
+	}
 	s.goFunc(s.reads.run)
 	s.goFunc(s.leadershipLoop)
 	s.goFunc(s.lessor.run)
@@ -147,6 +169,9 @@ func (s *Server) Close() error {
 		}
 		if s.members != nil {
 			s.members.leave()
+		}
+		if s.http != nil {
+			s.http.Close()
 		}
 		close(s.stopc)
 		if s.grpc != nil {
@@ -240,6 +265,7 @@ func (s *Server) leadershipLoop() {
 				s.log.Info("lost leadership")
 				continue
 			}
+			s.metrics.leaderSeen.Inc()
 			term := s.node.raft.CurrentTerm()
 			if err := s.node.raft.Barrier(s.cfg.ApplyTimeout).Error(); err != nil {
 				s.log.Warn("barrier after election failed", "err", err)

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net/http"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -401,5 +403,43 @@ func TestQuota(t *testing.T) {
 	}
 	if errors.Is(err, context.Canceled) {
 		t.Fatal(err)
+	}
+}
+
+func TestMetricsAndHealth(t *testing.T) {
+	m := coordtest.NewMember(t, "m0")
+	m.Config.MetricsAddr = coordtest.FreeAddr(t)
+	m.Start()
+	c := m.Client()
+	defer c.Close()
+	ctx := ctxT(t, 20*time.Second)
+	if _, err := c.Put(ctx, "k", "v"); err != nil {
+		t.Fatal(err)
+	}
+	get := func(path string) (int, string) {
+		req, _ := http.NewRequestWithContext(ctx, "GET", "http://"+m.Config.MetricsAddr+path, nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(body)
+	}
+	code, body := get("/health")
+	if code != 200 || !strings.Contains(body, `"health":"true"`) {
+		t.Fatalf("/health: %d %s", code, body)
+	}
+	_, body = get("/metrics")
+	for _, want := range []string{
+		`grpc_server_handled_total{grpc_code="OK",grpc_method="Put",grpc_service="etcdserverpb.KV"} 1`,
+		`etcd_server_is_leader 1`,
+		`etcd_debugging_mvcc_current_revision 2`,
+		`etcd_server_apply_duration_seconds_count`,
+		`etcd_server_leader_changes_seen_total 1`,
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("/metrics lacks %q", want)
+		}
 	}
 }

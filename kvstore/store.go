@@ -113,6 +113,13 @@ func (s *Store) Size() int64 {
 	return s.size
 }
 
+// Watchers returns the number of watches open on all streams.
+func (s *Store) Watchers() int {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.hub.n
+}
+
 // Len returns the number of live keys.
 func (s *Store) Len() int {
 	s.mu.RLock()

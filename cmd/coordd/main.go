@@ -58,6 +58,7 @@ func parseFlags(args []string) (coord.Config, slog.Level, error) {
 	quota := fs.Int64("quota-backend-bytes", d.QuotaBytes, "size past which writes fail with NOSPACE until compaction")
 	maxReq := fs.Int("max-request-bytes", d.MaxRequestBytes, "largest request accepted, in bytes")
 	maxOps := fs.Int("max-txn-ops", d.MaxTxnOps, "most operations in one txn branch")
+	metricsURL := fs.String("listen-metrics-urls", "", "URL to serve /metrics and /health on (one, http only; off by default)")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	if err := fs.Parse(args); err != nil {
 		return coord.Config{}, 0, err
@@ -85,6 +86,11 @@ func parseFlags(args []string) (coord.Config, slog.Level, error) {
 	cfg.AdvertisePeerAddr = cfg.PeerAddr
 	if *advPeer != "" {
 		if cfg.AdvertisePeerAddr, err = hostPort("--initial-advertise-peer-urls", *advPeer); err != nil {
+			return cfg, 0, err
+		}
+	}
+	if *metricsURL != "" {
+		if cfg.MetricsAddr, err = hostPort("--listen-metrics-urls", *metricsURL); err != nil {
 			return cfg, 0, err
 		}
 	}
