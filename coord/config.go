@@ -51,6 +51,15 @@ type Config struct {
 	// ApplyTimeout bounds how long a write waits for raft.
 	ApplyTimeout time.Duration
 
+	// AutoCompactionMode and AutoCompactionRetention compact history on
+	// the leader as etcd's flags of the same names: periodic keeps the last
+	// AutoCompactionRetention of history (a duration), revision keeps the
+	// last AutoCompactionRevisions revisions. Zero retention: off.
+	AutoCompactionMode      CompactionMode
+	AutoCompactionRetention time.Duration
+	AutoCompactionRevisions int64
+	AutoCompactionInterval  time.Duration // how often to check; default as etcd
+
 	// MetricsAddr, if set, is the host:port of the HTTP listener serving
 	// /metrics (Prometheus) and /health.
 	MetricsAddr string
@@ -144,6 +153,14 @@ func (c Config) Validate() error {
 			return fmt.Errorf("coord: %s %q: %w", a.name, a.addr, err)
 		}
 	}
+	switch c.AutoCompactionMode {
+	case "", CompactPeriodic, CompactRevision:
+	default:
+		return fmt.Errorf("coord: auto-compaction mode %q: want periodic or revision", c.AutoCompactionMode)
+	}
+	if c.AutoCompactionRetention < 0 || c.AutoCompactionRevisions < 0 {
+		return errors.New("coord: auto-compaction retention must not be negative")
+	}
 	if c.MetricsAddr != "" {
 		if _, _, err := net.SplitHostPort(c.MetricsAddr); err != nil {
 			return fmt.Errorf("coord: metrics address %q: %w", c.MetricsAddr, err)
@@ -162,6 +179,24 @@ func (c Config) Validate() error {
 		return fmt.Errorf("coord: election timeout %v must be at least the heartbeat %v", c.ElectionTimeout, c.HeartbeatTimeout)
 	}
 	return nil
+}
+
+// compactPolicy returns the auto-compaction policy, or nil when it is off.
+func (c Config) compactPolicy() *compactPolicy {
+	switch {
+	case c.AutoCompactionMode == CompactRevision && c.AutoCompactionRevisions > 0:
+		return &compactPolicy{mode: CompactRevision, revisions: c.AutoCompactionRevisions}
+	case c.AutoCompactionMode != CompactRevision && c.AutoCompactionRetention > 0:
+		return &compactPolicy{mode: CompactPeriodic, period: c.AutoCompactionRetention}
+	}
+	return nil
+}
+
+func (c Config) autoCompactionInterval(p *compactPolicy) time.Duration {
+	if c.AutoCompactionInterval > 0 {
+		return c.AutoCompactionInterval
+	}
+	return p.interval()
 }
 
 // minLeaseTTL is etcd's: ceil(1.5 × election timeout), in seconds.

@@ -139,6 +139,9 @@ func (s *Server) Start() error {
 	s.goFunc(s.leadershipLoop)
 	s.goFunc(s.lessor.run)
 	s.goFunc(s.reconcileLoop)
+	if p := s.cfg.compactPolicy(); p != nil {
+		s.goFunc(func() { s.compactLoop(p) })
+	}
 	s.log.Info("serving", "client", lis.Addr().String(), "peer", s.cfg.PeerAddr, "data-dir", s.cfg.DataDir)
 	return nil
 }

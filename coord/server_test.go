@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/coordhq/coord/coord"
 	"github.com/coordhq/coord/coord/coordtest"
 	"go.etcd.io/etcd/api/v3/mvccpb"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
@@ -441,5 +442,36 @@ func TestMetricsAndHealth(t *testing.T) {
 		if !strings.Contains(body, want) {
 			t.Errorf("/metrics lacks %q", want)
 		}
+	}
+}
+
+// TestAutoCompaction: in revision mode the leader keeps compacting to the
+// current revision minus the retention.
+func TestAutoCompaction(t *testing.T) {
+	m := coordtest.NewMember(t, "m0")
+	m.Config.AutoCompactionMode = coord.CompactRevision
+	m.Config.AutoCompactionRevisions = 10
+	m.Config.AutoCompactionInterval = 50 * time.Millisecond
+	m.Start()
+	c := m.Client()
+	defer c.Close()
+	ctx := ctxT(t, 20*time.Second)
+	for i := range 40 {
+		if _, err := c.Put(ctx, "k", fmt.Sprint(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for {
+		_, err := c.Get(ctx, "k", clientv3.WithRev(30))
+		if isErr(err, rpctypes.ErrGRPCCompacted) {
+			break
+		}
+		if ctx.Err() != nil {
+			t.Fatal("revision 30 never compacted")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if _, err := c.Get(ctx, "k", clientv3.WithRev(31)); err != nil {
+		t.Fatalf("the last 10 revisions must stay: %v", err)
 	}
 }

@@ -10,8 +10,10 @@ import (
 	"net/url"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/coordhq/coord/coord"
 )
@@ -58,6 +60,8 @@ func parseFlags(args []string) (coord.Config, slog.Level, error) {
 	quota := fs.Int64("quota-backend-bytes", d.QuotaBytes, "size past which writes fail with NOSPACE until compaction")
 	maxReq := fs.Int("max-request-bytes", d.MaxRequestBytes, "largest request accepted, in bytes")
 	maxOps := fs.Int("max-txn-ops", d.MaxTxnOps, "most operations in one txn branch")
+	compactMode := fs.String("auto-compaction-mode", "periodic", "periodic: keep a duration of history; revision: keep a number of revisions")
+	compactRetention := fs.String("auto-compaction-retention", "0", "history to keep: a duration (\"1h\", or a number of hours) for periodic, a count for revision; 0 turns it off")
 	metricsURL := fs.String("listen-metrics-urls", "", "URL to serve /metrics and /health on (one, http only; off by default)")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	if err := fs.Parse(args); err != nil {
@@ -94,6 +98,9 @@ func parseFlags(args []string) (coord.Config, slog.Level, error) {
 			return cfg, 0, err
 		}
 	}
+	if err := setCompaction(&cfg, *compactMode, *compactRetention); err != nil {
+		return cfg, 0, err
+	}
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
 		return cfg, 0, fmt.Errorf("--log-level %q: want debug, info, warn or error", *logLevel)
@@ -127,4 +134,31 @@ func hostPort(flagName, v string) (string, error) {
 		return "", fmt.Errorf("%s %q: the URL needs a port", flagName, v)
 	}
 	return u.Host, nil
+}
+
+// setCompaction reads etcd's --auto-compaction-* flags.
+func setCompaction(cfg *coord.Config, mode, retention string) error {
+	switch coord.CompactionMode(mode) {
+	case coord.CompactPeriodic:
+		cfg.AutoCompactionMode = coord.CompactPeriodic
+		if h, err := strconv.ParseFloat(retention, 64); err == nil && h >= 0 {
+			cfg.AutoCompactionRetention = time.Duration(h * float64(time.Hour))
+			return nil
+		}
+		d, err := time.ParseDuration(retention)
+		if err != nil || d < 0 {
+			return fmt.Errorf("--auto-compaction-retention %q: want a duration such as 1h or 30m, or a number of hours", retention)
+		}
+		cfg.AutoCompactionRetention = d
+	case coord.CompactRevision:
+		cfg.AutoCompactionMode = coord.CompactRevision
+		n, err := strconv.ParseInt(retention, 10, 64)
+		if err != nil || n < 0 {
+			return fmt.Errorf("--auto-compaction-retention %q: want a number of revisions in revision mode", retention)
+		}
+		cfg.AutoCompactionRevisions = n
+	default:
+		return fmt.Errorf("--auto-compaction-mode %q: want periodic or revision", mode)
+	}
+	return nil
 }

@@ -1,0 +1,58 @@
+package main
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/coordhq/coord/coord"
+)
+
+func TestParseFlags(t *testing.T) {
+	cfg, _, err := parseFlags(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.ClientAddr != "127.0.0.1:2379" || cfg.PeerAddr != "127.0.0.1:2380" || cfg.GossipAddr != "127.0.0.1:2381" || cfg.DataDir != "coord-data" || cfg.BootstrapExpect != 1 {
+		t.Fatalf("defaults: %+v", cfg)
+	}
+	cfg, _, err = parseFlags([]string{"--name", "a", "--join", "h1:1,h2:2", "--bootstrap-expect", "3",
+		"--auto-compaction-mode", "revision", "--auto-compaction-retention", "1000",
+		"--listen-metrics-urls", "http://127.0.0.1:9090", "--initial-advertise-peer-urls", "http://10.0.0.1:2380"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cfg.Join) != 2 || cfg.BootstrapExpect != 3 || cfg.AutoCompactionMode != coord.CompactRevision || cfg.AutoCompactionRevisions != 1000 ||
+		cfg.MetricsAddr != "127.0.0.1:9090" || cfg.AdvertisePeerAddr != "10.0.0.1:2380" {
+		t.Fatalf("parsed: %+v", cfg)
+	}
+	for _, r := range []struct {
+		retention string
+		want      time.Duration
+	}{{"1", time.Hour}, {"0.5", 30 * time.Minute}, {"5m", 5 * time.Minute}} {
+		cfg, _, err = parseFlags([]string{"--auto-compaction-retention", r.retention})
+		if err != nil || cfg.AutoCompactionRetention != r.want {
+			t.Fatalf("periodic %q: %v %v", r.retention, cfg.AutoCompactionRetention, err)
+		}
+	}
+	bad := map[string][]string{
+		"unknown flag":       {"--nope"},
+		"two client URLs":    {"--listen-client-urls", "http://a:1,http://b:2"},
+		"https":              {"--listen-client-urls", "https://127.0.0.1:2379"},
+		"no port":            {"--listen-peer-urls", "http://127.0.0.1"},
+		"bad mode":           {"--auto-compaction-mode", "sometimes"},
+		"bad retention":      {"--auto-compaction-mode", "revision", "--auto-compaction-retention", "1h"},
+		"zero expect":        {"--bootstrap-expect", "0"},
+		"bad log level":      {"--log-level", "loud"},
+		"stray argument":     {"extra"},
+		"zero snapshot":      {"--snapshot-count", "0"},
+		"negative max bytes": {"--max-request-bytes", "-1"},
+	}
+	for name, args := range bad {
+		if _, _, err := parseFlags(args); err == nil {
+			t.Errorf("%s: %v accepted", name, args)
+		} else if strings.Contains(err.Error(), "\n") {
+			t.Errorf("%s: error is not one line: %q", name, err)
+		}
+	}
+}
