@@ -1,6 +1,8 @@
 package coord
 
 import (
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -21,6 +23,34 @@ type memberMeta struct {
 	Raft   string `json:"raft"`   // advertised raft address
 	Client string `json:"client"` // client API address
 	Gossip string `json:"gossip"` // gossip address
+	// Incarnation is random per data dir: a member that lost its data
+	// comes back under its old name with a new incarnation.
+	Incarnation string `json:"incarnation"`
+	// HasState says the member has raft state. A member without it never
+	// bootstraps while any member with state is alive: it waits to be
+	// added, so a wiped member cannot fork the cluster.
+	HasState bool `json:"has_state"`
+}
+
+// incarnationFile, in the data dir, holds the member's incarnation.
+const incarnationFile = "incarnation"
+
+// loadIncarnation returns the data dir's incarnation, creating it on the
+// first start.
+func loadIncarnation(dataDir string) (string, error) {
+	path := filepath.Join(dataDir, incarnationFile)
+	if b, err := os.ReadFile(path); err == nil && len(b) > 0 {
+		return string(b), nil
+	}
+	var raw [8]byte
+	if _, err := rand.Read(raw[:]); err != nil {
+		return "", err
+	}
+	id := hex.EncodeToString(raw[:])
+	if err := os.WriteFile(path, []byte(id), 0o600); err != nil {
+		return "", fmt.Errorf("coord: write incarnation: %w", err)
+	}
+	return id, nil
 }
 
 // peersFile, in the data dir, lists the gossip addresses of the members
@@ -72,9 +102,12 @@ func savedPeers(dataDir string) []string {
 // left on purpose. The server's reconcile loop turns that into raft
 // configuration changes.
 type membership struct {
-	s    *Server
-	ml   *memberlist.Memberlist
-	meta []byte
+	s  *Server
+	ml *memberlist.Memberlist
+
+	metaMu sync.Mutex // guards self and meta
+	self   memberMeta
+	meta   []byte
 
 	mu      sync.Mutex // guards members and left
 	members map[string]memberMeta
@@ -82,6 +115,91 @@ type membership struct {
 	changed chan struct{}   // has a value after a membership event
 	saved   []string        // what savePeers last wrote; reconcile loop only
 	joinTo  []string        // --join plus the saved peers
+	// known maps a member's name to the incarnation last seen with raft
+	// state (guarded by mu). Every member keeps it, so a new leader knows.
+	known map[string]string
+	// gossipAddrs maps every member ever seen to its gossip address
+	// (guarded by mu), to find again members that came back.
+	gossipAddrs map[string]string
+	lastRejoin  time.Time // reconcile loop only
+}
+
+// rejoinMissing gossips again to members of the raft configuration that
+// gossip does not see alive: a member that restarted knowing no live seed
+// (its --join pointed at itself, its saved peers were wiped) is found by
+// the others. At most every two seconds.
+func (m *membership) rejoinMissing(servers []raft.Server, now time.Time) {
+	if now.Sub(m.lastRejoin) < 2*time.Second {
+		return
+	}
+	m.lastRejoin = now
+	var addrs []string
+	m.mu.Lock()
+	for _, p := range servers {
+		name := string(p.ID)
+		if _, alive := m.members[name]; alive || name == m.s.cfg.Name {
+			continue
+		}
+		if a, ok := m.gossipAddrs[name]; ok {
+			addrs = append(addrs, a)
+		}
+	}
+	m.mu.Unlock()
+	if len(addrs) > 0 {
+		if _, err := m.ml.Join(addrs); err != nil {
+			m.s.log.Debug("rejoin missing members", "addrs", addrs, "err", err)
+		}
+	}
+}
+
+// lostData reports whether mm is a member last seen with state under
+// another incarnation: it came back without its data.
+func (m *membership) lostData(mm memberMeta) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	inc, ok := m.known[mm.Name]
+	return ok && inc != mm.Incarnation
+}
+
+func (m *membership) setKnown(name, incarnation string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.known[name] = incarnation
+}
+
+// setHasState publishes that this member now has raft state.
+func (m *membership) setHasState() {
+	m.metaMu.Lock()
+	if m.self.HasState {
+		m.metaMu.Unlock()
+		return
+	}
+	m.self.HasState = true
+	meta, err := json.Marshal(m.self)
+	if err == nil {
+		m.meta = meta
+	}
+	self := m.self
+	m.metaMu.Unlock()
+	m.mu.Lock()
+	m.members[self.Name] = self
+	m.mu.Unlock()
+	if err := m.ml.UpdateNode(time.Second); err != nil {
+		m.s.log.Debug("gossip update", "err", err)
+	}
+}
+
+// anyHasState reports whether an alive member other than this one has raft
+// state, that is, whether a cluster already exists.
+func (m *membership) anyHasState() bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for name, mm := range m.members {
+		if name != m.s.cfg.Name && mm.HasState {
+			return true
+		}
+	}
+	return false
 }
 
 func openMembership(s *Server) (*membership, error) {
@@ -93,12 +211,18 @@ func openMembership(s *Server) (*membership, error) {
 	if err != nil {
 		return nil, fmt.Errorf("coord: gossip port %q: %w", portStr, err)
 	}
-	self := memberMeta{Name: s.cfg.Name, Raft: s.cfg.AdvertisePeerAddr, Client: s.ClientAddr(), Gossip: s.cfg.GossipAddr}
+	inc, err := loadIncarnation(s.cfg.DataDir)
+	if err != nil {
+		return nil, err
+	}
+	self := memberMeta{Name: s.cfg.Name, Raft: s.cfg.AdvertisePeerAddr, Client: s.ClientAddr(), Gossip: s.cfg.GossipAddr,
+		Incarnation: inc, HasState: s.node.hasState()}
 	meta, err := json.Marshal(self)
 	if err != nil {
 		return nil, err
 	}
-	m := &membership{s: s, meta: meta, members: map[string]memberMeta{s.cfg.Name: self}, left: map[string]bool{}, changed: make(chan struct{}, 1)}
+	m := &membership{s: s, self: self, meta: meta, members: map[string]memberMeta{s.cfg.Name: self}, left: map[string]bool{},
+		known: map[string]string{}, gossipAddrs: map[string]string{}, changed: make(chan struct{}, 1)}
 	mc := memberlist.DefaultLocalConfig()
 	mc.Name = s.cfg.Name
 	mc.BindAddr, mc.BindPort = host, port
@@ -145,9 +269,15 @@ func (m *membership) update(n *memberlist.Node, left bool) {
 		return // not a coord member, or an old one without metadata
 	}
 	m.mu.Lock()
+	if meta.Gossip != "" {
+		m.gossipAddrs[meta.Name] = meta.Gossip
+	}
 	if n.State == memberlist.StateAlive {
 		m.members[meta.Name] = meta
 		delete(m.left, meta.Name)
+		if meta.HasState {
+			m.known[meta.Name] = meta.Incarnation
+		}
 	} else {
 		delete(m.members, meta.Name)
 		if left {
@@ -217,6 +347,8 @@ func (m *membership) shutdown() { m.ml.Shutdown() }
 type gossipDelegate struct{ m *membership }
 
 func (d gossipDelegate) NodeMeta(limit int) []byte {
+	d.m.metaMu.Lock()
+	defer d.m.metaMu.Unlock()
 	if len(d.m.meta) > limit {
 		return nil
 	}
@@ -248,6 +380,10 @@ func (s *Server) reconcileLoop() {
 			}
 		}
 		s.members.savePeers()
+		if s.node.hasState() {
+			s.members.setHasState()
+			s.members.rejoinMissing(s.peers(), time.Now())
+		}
 		s.maybeBootstrap()
 		if s.node.raft.State() == raft.Leader {
 			s.reconcileRaft()
@@ -259,7 +395,7 @@ func (s *Server) reconcileLoop() {
 // name once that many are alive, if this member has no raft state yet and
 // is one of them. Every one of them does the same with the same list.
 func (s *Server) maybeBootstrap() {
-	if s.cfg.BootstrapExpect < 2 || s.node.hasState() {
+	if s.cfg.BootstrapExpect < 2 || s.node.hasState() || s.members.anyHasState() {
 		return
 	}
 	alive := s.members.alive()
@@ -280,6 +416,8 @@ func (s *Server) maybeBootstrap() {
 		s.log.Warn("bootstrap", "err", err)
 		return
 	}
+	s.node.bootstrapped = true
+	s.members.setHasState()
 	s.log.Info("bootstrapped cluster", "members", len(conf.Servers))
 }
 
@@ -291,6 +429,18 @@ func (s *Server) reconcileRaft() {
 	}
 	for _, mm := range s.members.alive() {
 		p, ok := inRaft[mm.Name]
+		if ok && mm.Name != s.cfg.Name && s.members.lostData(mm) {
+			// A member of the configuration came back without its data.
+			// Take its old self out, then add it as new: it gets the log
+			// from this leader and no vote it cast before counts again.
+			if err := s.node.raft.RemoveServer(p.ID, 0, s.cfg.ApplyTimeout).Error(); err != nil {
+				s.log.Warn("remove member that lost its data", "member", mm.Name, "err", err)
+				continue
+			}
+			s.members.setKnown(mm.Name, mm.Incarnation)
+			s.log.Warn("member came back without its data; re-adding it", "member", mm.Name, "incarnation", mm.Incarnation)
+			ok = false
+		}
 		if ok && string(p.Address) == mm.Raft {
 			continue
 		}

@@ -90,10 +90,16 @@ func startProcs(t *testing.T, n int) []*proc {
 		p.log = log
 		procs[i] = p
 	}
+	// Every member is told every gossip address, as an operator lists the
+	// whole cluster in --join.
+	var all []string
+	for _, p := range procs {
+		all = append(all, p.gossip)
+	}
 	for _, p := range procs {
 		p.args = []string{"--name", p.name, "--data-dir", p.dataDir,
 			"--listen-client-urls", "http://" + p.client, "--listen-peer-urls", "http://" + p.peer,
-			"--gossip-addr", p.gossip, "--bootstrap-expect", fmt.Sprint(n), "--join", procs[0].gossip}
+			"--gossip-addr", p.gossip, "--bootstrap-expect", fmt.Sprint(n), "--join", strings.Join(all, ",")}
 		p.start(t)
 	}
 	t.Cleanup(func() {
@@ -297,5 +303,73 @@ func TestFollowerRestartCatchesUp(t *testing.T) {
 			t.Fatalf("restarted follower holds %v of 50 writes made while it was down (%v)", g, err)
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// TestWipedMemberIsReAdded restarts a follower with an empty data dir: it
+// must not bootstrap a cluster of its own; the leader takes its old self
+// out and adds it anew, and it ends up with every write.
+func TestWipedMemberIsReAdded(t *testing.T) {
+	procs := startProcs(t, 3)
+	c := client(t, procs...)
+	waitWrite(t, c, "warmup", 20*time.Second)
+	for i := range 30 {
+		waitWrite(t, c, fmt.Sprintf("before/%02d", i), 5*time.Second)
+	}
+	leader := leaderOf(t, procs)
+	var wiped *proc
+	for _, p := range procs {
+		if p != leader {
+			wiped = p
+			break
+		}
+	}
+	wiped.kill9()
+	if err := os.RemoveAll(wiped.dataDir); err != nil {
+		t.Fatal(err)
+	}
+	wiped.start(t)
+	wc := client(t, wiped)
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		g, err := wc.Get(ctx, "before/", clientv3.WithPrefix(), clientv3.WithSerializable(), clientv3.WithCountOnly())
+		cancel()
+		if err == nil && g.Count == 30 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("wiped member holds %v of 30 keys (%v)", g, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	// One cluster: a write through the wiped member is seen by the others,
+	// and every member agrees on the revision.
+	waitWrite(t, wc, "after-wipe", 5*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	var revs []int64
+	for _, p := range procs {
+		pc := client(t, p)
+		g, err := pc.Get(ctx, "after-wipe")
+		if err != nil || len(g.Kvs) != 1 {
+			t.Fatalf("member %s: %v %v", p.name, g, err)
+		}
+		revs = append(revs, g.Header.Revision)
+	}
+	ml, err := wc.MemberList(ctx)
+	if err != nil || len(ml.Members) != 3 {
+		t.Fatalf("member list after the wipe: %v %v", ml, err)
+	}
+	if revs[0] != revs[1] || revs[1] != revs[2] {
+		t.Fatalf("members disagree on the revision: %v", revs)
+	}
+	readded := false
+	for _, p := range procs {
+		data, _ := os.ReadFile(p.log.Name())
+		readded = readded || strings.Contains(string(data), "member came back without its data")
+	}
+	if !readded {
+		t.Fatal("no member noticed the wiped member's new incarnation")
 	}
 }
