@@ -117,3 +117,65 @@ func TestClusterLeaderStop(t *testing.T) {
 		t.Fatalf("restarted member: %v %v", g, err)
 	}
 }
+
+// TestPartitionedLeader isolates the leader: the others elect a new leader
+// and take writes; the old leader never answers a linearizable read with
+// stale data; once healed it catches up.
+func TestPartitionedLeader(t *testing.T) {
+	c := coordtest.StartCluster(t, 3)
+	ctx := ctxT(t, 60*time.Second)
+	old := c.Leader()
+	var rest []*coordtest.Member
+	for _, m := range c.Members {
+		if m != old {
+			rest = append(rest, m)
+		}
+	}
+	oc := old.Client()
+	defer oc.Close()
+	rc := rest[0].Client()
+	defer rc.Close()
+	if _, err := rc.Put(ctx, "k", "before"); err != nil {
+		t.Fatal(err)
+	}
+
+	old.Isolate(true)
+	var err error
+	deadline := time.Now().Add(15 * time.Second)
+	for time.Now().Before(deadline) {
+		wctx, cancel := context.WithTimeout(ctx, time.Second)
+		_, err = rc.Put(wctx, "k", "after")
+		cancel()
+		if err == nil {
+			break
+		}
+	}
+	if err != nil {
+		t.Fatalf("the majority never took a write: %v", err)
+	}
+	for range 5 {
+		rctx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
+		g, err := oc.Get(rctx, "k")
+		cancel()
+		if err == nil && string(g.Kvs[0].Value) != "after" {
+			t.Fatalf("isolated old leader answered a linearizable read with stale %q", g.Kvs[0].Value)
+		}
+	}
+	g, err := oc.Get(ctx, "k", clientv3.WithSerializable())
+	if err != nil || string(g.Kvs[0].Value) != "before" {
+		t.Fatalf("serializable read on the isolated member: %v %v", g, err)
+	}
+
+	old.Isolate(false)
+	deadline = time.Now().Add(15 * time.Second)
+	for {
+		g, err := oc.Get(ctx, "k", clientv3.WithSerializable())
+		if err == nil && string(g.Kvs[0].Value) == "after" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("healed member never caught up: %v %v", g, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}

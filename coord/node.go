@@ -24,6 +24,7 @@ type node struct {
 	logs      *raftboltdb.BoltStore // log and stable store, fsync on every write
 	snaps     *raft.FileSnapshotStore
 	transport *raft.NetworkTransport
+	stream    *peerStream
 
 	bootstrapped bool // raft had state when opened, or this member bootstrapped it
 }
@@ -61,11 +62,12 @@ func openNode(cfg Config, f *fsm) (*node, error) {
 		logs.Close()
 		return nil, fmt.Errorf("coord: advertised peer address: %w", err)
 	}
-	transport, err := raft.NewTCPTransportWithLogger(cfg.PeerAddr, adv, 3, 10*time.Second, logger)
+	stream, err := listenPeers(cfg.PeerAddr, adv)
 	if err != nil {
 		logs.Close()
 		return nil, fmt.Errorf("coord: listen for peers on %s: %w", cfg.PeerAddr, err)
 	}
+	transport := raft.NewNetworkTransportWithLogger(stream, 3, 10*time.Second, logger)
 
 	rc := raft.DefaultConfig()
 	rc.LocalID = raft.ServerID(cfg.Name)
@@ -90,7 +92,7 @@ func openNode(cfg Config, f *fsm) (*node, error) {
 		logs.Close()
 		return nil, fmt.Errorf("coord: start raft: %w", err)
 	}
-	n := &node{raft: r, logs: logs, snaps: snaps, transport: transport, bootstrapped: hasState}
+	n := &node{raft: r, logs: logs, snaps: snaps, transport: transport, stream: stream, bootstrapped: hasState}
 	if !hasState && cfg.BootstrapExpect <= 1 && len(cfg.Join) == 0 {
 		boot := raft.Configuration{Servers: []raft.Server{{ID: rc.LocalID, Address: transport.LocalAddr()}}}
 		if err := r.BootstrapCluster(boot).Error(); err != nil && !errors.Is(err, raft.ErrCantBootstrap) {

@@ -281,5 +281,11 @@ func (s *Server) leadershipLoop() {
 	}
 }
 
+// IsolatePeers cuts this member's raft traffic to and from every other
+// member (on) or restores it (off), as a network partition would; client
+// connections and gossip are untouched. It exists for fault-injection
+// tests.
+func (s *Server) IsolatePeers(on bool) { s.node.stream.isolate(on) }
+
 // IsLeader reports whether this member currently leads.
 func (s *Server) IsLeader() bool { return s.node.raft.State() == raft.Leader }

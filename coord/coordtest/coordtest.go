@@ -134,6 +134,9 @@ func (c *Cluster) Leader() *Member {
 	return nil
 }
 
+// Isolate cuts a member's raft traffic from the others, or heals it.
+func (m *Member) Isolate(on bool) { m.Server.IsolatePeers(on) }
+
 // Follower returns a running member that does not lead.
 func (c *Cluster) Follower() *Member {
 	c.t.Helper()
