@@ -138,3 +138,45 @@ func (c *clusterServer) MemberList(ctx context.Context, r *pb.MemberListRequest)
 	}
 	return resp, nil
 }
+
+// MemberAdd is not how members join: they find the cluster by gossip.
+func (c *clusterServer) MemberAdd(ctx context.Context, r *pb.MemberAddRequest) (*pb.MemberAddResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "coordd: members join by gossip; start the new member with --join pointing at any member")
+}
+
+// MemberRemove takes a member out of the raft configuration. A member that
+// is still running would be added back by gossip; stop it first, or let it
+// leave with SIGTERM, which removes it.
+func (c *clusterServer) MemberRemove(ctx context.Context, r *pb.MemberRemoveRequest) (*pb.MemberRemoveResponse, error) {
+	s := c.s
+	if fctx, conn, ok := s.forward.to(ctx); ok {
+		return pb.NewClusterClient(conn).MemberRemove(fctx, r)
+	}
+	if !s.IsLeader() {
+		return nil, rpctypes.ErrGRPCNotLeader
+	}
+	for _, p := range s.peers() {
+		if hash64(string(p.ID)) != r.ID {
+			continue
+		}
+		if err := s.node.raft.RemoveServer(p.ID, 0, s.cfg.ApplyTimeout).Error(); err != nil {
+			return nil, toGRPC(err)
+		}
+		resp, err := c.MemberList(ctx, &pb.MemberListRequest{})
+		if err != nil {
+			return nil, err
+		}
+		return &pb.MemberRemoveResponse{Header: resp.Header, Members: resp.Members}, nil
+	}
+	return nil, rpctypes.ErrGRPCMemberNotFound
+}
+
+// MemberPromote: coordd has no learners; every member is a voter.
+func (c *clusterServer) MemberPromote(ctx context.Context, r *pb.MemberPromoteRequest) (*pb.MemberPromoteResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "coordd: members are voters from the start; there are no learners to promote")
+}
+
+// MemberUpdate: peer addresses come from gossip, not from the API.
+func (c *clusterServer) MemberUpdate(ctx context.Context, r *pb.MemberUpdateRequest) (*pb.MemberUpdateResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "coordd: peer addresses come from gossip; restart the member with the new --initial-advertise-peer-urls")
+}

@@ -1,0 +1,52 @@
+// Package coord is the coordd server: a Raft-replicated kvstore behind the
+// etcd v3 gRPC API (KV, Watch, Lease, Maintenance, Cluster, gRPC health),
+// so that etcdctl, clientv3 and its concurrency package work against it
+// unchanged.
+//
+// # Guarantees
+//
+// A write is acknowledged only after a quorum has it in its raft log,
+// fsynced (raft-boltdb, fsync on), and the leader has applied it: a write
+// that returned OK survives kill -9 of every member. Reads are linearizable
+// by default: the leader takes the commit index, confirms it still leads
+// (one confirmation for every read waiting at that moment) and serves once
+// its store has applied that index; a new leader serves none before it has
+// committed an entry in its term. Serializable reads are served by any
+// member from its own store. Followers forward writes, linearizable reads
+// and lease calls to the leader and serve watches themselves. Lease expiry
+// is decided by the leader's clock, only after it confirms it still leads,
+// and applied as a revoke through the log; a new leader first gives every
+// lease a full TTL. Every answer and error is etcd's (see tests/compat,
+// which compares coordd with etcd 3.7.3 response for response).
+//
+// Members find each other by gossip (hashicorp/memberlist). With
+// BootstrapExpect N the first N members to see each other bootstrap raft
+// together; the leader adds members gossip finds and removes members that
+// leave gracefully (SIGTERM). A member restarted on its data dir rejoins as
+// itself; one restarted with an empty data dir never bootstraps while a
+// cluster exists, and the leader takes its old self out of the
+// configuration and adds it anew.
+//
+// # Where it differs from etcd
+//
+//   - Space: the quota compares the store's accounted size (keys, values
+//     and a per-version overhead, all in memory), not a bbolt file. The
+//     NOSPACE alarm follows that size: it clears itself once compaction
+//     brings the size back under the quota, so disarming it changes nothing.
+//   - Maintenance.Snapshot streams coordd's own snapshot format (versioned,
+//     checksummed), which etcdctl snapshot restore cannot read. Hash is
+//     unimplemented (there is no bbolt file); HashKV hashes the store.
+//     Defragment does nothing: there is nothing to defragment.
+//   - Membership is by gossip: MemberAdd, MemberUpdate and MemberPromote
+//     answer Unimplemented with the reason; MemberRemove works.
+//   - Lease IDs chosen by the server (ID 0) come from a counter, not at
+//     random; Leases lists by ID, not by expiry.
+//   - TLS and auth are not implemented.
+//
+// # Caveats
+//
+// The whole history since the last compaction is held in memory; run with
+// auto-compaction. A member started without --join and with
+// BootstrapExpect 1 is a new single-member cluster, whatever it was before:
+// members of a cluster should list the others in --join.
+package coord
