@@ -36,9 +36,31 @@ type fsm struct {
 	// observeApply, if set, hears how long each batch took to apply.
 	observeApply func(seconds float64)
 
-	mu      sync.Mutex // guards applied and waiters
+	mu      sync.Mutex // guards applied, waiters and changedc
 	applied uint64     // index of the last entry the store has applied
 	waiters []waiter
+	// changedc is closed and replaced after every applied batch and
+	// restore: "the store changed", for waitLocal.
+	changedc chan struct{}
+}
+
+// changed returns a channel closed at the next change of the store.
+func (f *fsm) changed() <-chan struct{} {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.changedc == nil {
+		f.changedc = make(chan struct{})
+	}
+	return f.changedc
+}
+
+func (f *fsm) broadcast() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.changedc != nil {
+		close(f.changedc)
+		f.changedc = nil
+	}
 }
 
 type waiter struct {
@@ -67,6 +89,7 @@ func (f *fsm) ApplyBatch(logs []*raft.Log) []any {
 	if len(logs) > 0 {
 		f.setApplied(logs[len(logs)-1].Index)
 	}
+	f.broadcast()
 	if f.observeApply != nil {
 		f.observeApply(time.Since(start).Seconds())
 	}
@@ -199,6 +222,7 @@ func (f *fsm) Restore(rc io.ReadCloser) error {
 	if f.hook != nil {
 		f.hook.restored(f.store.Leases())
 	}
+	f.broadcast()
 	return nil
 }
 

@@ -18,10 +18,7 @@ func (k *kvServer) Range(ctx context.Context, r *pb.RangeRequest) (*pb.RangeResp
 		return nil, toGRPC(err)
 	}
 	if !r.Serializable {
-		if fctx, conn, ok := k.s.forward.to(ctx); ok {
-			return pb.NewKVClient(conn).Range(fctx, r)
-		}
-		if err := k.s.reads.wait(ctx); err != nil {
+		if err := k.s.linearize(ctx); err != nil {
 			return nil, toGRPC(err)
 		}
 	}
@@ -38,7 +35,8 @@ func (k *kvServer) Put(ctx context.Context, r *pb.PutRequest) (*pb.PutResponse, 
 		return nil, toGRPC(err)
 	}
 	if fctx, conn, ok := k.s.forward.to(ctx); ok {
-		return pb.NewKVClient(conn).Put(fctx, r)
+		resp, err := pb.NewKVClient(conn).Put(fctx, r)
+		return forwarded(ctx, k.s, 0, resp, err)
 	}
 	resp, err := k.s.propose(ctx, &pb.InternalRaftRequest{Put: r})
 	if err != nil {
@@ -54,7 +52,8 @@ func (k *kvServer) DeleteRange(ctx context.Context, r *pb.DeleteRangeRequest) (*
 		return nil, toGRPC(err)
 	}
 	if fctx, conn, ok := k.s.forward.to(ctx); ok {
-		return pb.NewKVClient(conn).DeleteRange(fctx, r)
+		resp, err := pb.NewKVClient(conn).DeleteRange(fctx, r)
+		return forwarded(ctx, k.s, 0, resp, err)
 	}
 	resp, err := k.s.propose(ctx, &pb.InternalRaftRequest{DeleteRange: r})
 	if err != nil {
@@ -69,12 +68,9 @@ func (k *kvServer) Txn(ctx context.Context, r *pb.TxnRequest) (*pb.TxnResponse, 
 	if err := kvstore.ValidateTxn(r, k.s.cfg.MaxTxnOps); err != nil {
 		return nil, toGRPC(err)
 	}
-	if fctx, conn, ok := k.s.forward.to(ctx); ok {
-		return pb.NewKVClient(conn).Txn(fctx, r)
-	}
 	if readOnly(r) {
 		// As etcd: a txn of reads only is a read, served without the log.
-		if err := k.s.reads.wait(ctx); err != nil {
+		if err := k.s.linearize(ctx); err != nil {
 			return nil, toGRPC(err)
 		}
 		resp, err := k.s.store.Txn(r)
@@ -83,6 +79,10 @@ func (k *kvServer) Txn(ctx context.Context, r *pb.TxnRequest) (*pb.TxnResponse, 
 		}
 		k.s.fillHeader(resp.Header)
 		return resp, nil
+	}
+	if fctx, conn, ok := k.s.forward.to(ctx); ok {
+		resp, err := pb.NewKVClient(conn).Txn(fctx, r)
+		return forwarded(ctx, k.s, 0, resp, err)
 	}
 	resp, err := k.s.propose(ctx, &pb.InternalRaftRequest{Txn: r})
 	if err != nil {
@@ -114,7 +114,8 @@ func readOnly(r *pb.TxnRequest) bool {
 
 func (k *kvServer) Compact(ctx context.Context, r *pb.CompactionRequest) (*pb.CompactionResponse, error) {
 	if fctx, conn, ok := k.s.forward.to(ctx); ok {
-		return pb.NewKVClient(conn).Compact(fctx, r)
+		resp, err := pb.NewKVClient(conn).Compact(fctx, r)
+		return forwarded(ctx, k.s, r.Revision, resp, err)
 	}
 	resp, err := k.s.propose(ctx, &pb.InternalRaftRequest{Compaction: r})
 	if err != nil {
@@ -123,4 +124,19 @@ func (k *kvServer) Compact(ctx context.Context, r *pb.CompactionRequest) (*pb.Co
 	out := resp.(*pb.CompactionResponse)
 	k.s.fillHeader(out.Header)
 	return out, nil
+}
+
+// forwarded finishes a write the leader applied for this follower: it
+// waits until this member's store has applied it too (its revision, and
+// compacted if given), so that the client reads its own write here, as
+// with etcd, where the member a client talks to answers once it applied
+// the write itself.
+func forwarded[R interface{ GetHeader() *pb.ResponseHeader }](ctx context.Context, s *Server, compacted int64, resp R, err error) (R, error) {
+	if err != nil {
+		return resp, err
+	}
+	if werr := s.waitLocal(ctx, resp.GetHeader().GetRevision(), compacted); werr != nil {
+		return resp, toGRPC(werr)
+	}
+	return resp, nil
 }

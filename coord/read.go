@@ -5,6 +5,9 @@ import (
 	"errors"
 	"sync"
 
+	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
+	"google.golang.org/grpc"
+
 	"github.com/hashicorp/raft"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 )
@@ -117,4 +120,79 @@ func (ri *readIndex) confirm(readyTerm uint64) error {
 	case <-ri.s.stopc:
 		return ErrStopped
 	}
+}
+
+// waitLocal waits until this member's store has reached revision rev and,
+// if compacted > 0, compacted at least to it.
+func (s *Server) waitLocal(ctx context.Context, rev, compacted int64) error {
+	for {
+		ch := s.fsm.changed()
+		if s.store.Rev() >= rev && (compacted <= 0 || s.store.CompactRev() >= compacted) {
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-s.stopc:
+			return ErrStopped
+		}
+	}
+}
+
+// linearize returns once this member's store may serve a linearizable
+// read. The leader confirms its leadership (readIndex); a follower asks the
+// leader for the revision it had at a confirmed moment and waits until its
+// own store has caught up to it, then serves the read itself, as etcd's
+// followers do. Every write committed before the read began has a
+// revision at or below the one waited for.
+func (s *Server) linearize(ctx context.Context) error {
+	fctx, conn, ok := s.forward.to(ctx)
+	if !ok {
+		return s.reads.wait(ctx)
+	}
+	var resp pb.StatusResponse
+	if err := conn.Invoke(fctx, readRevisionMethod, &pb.StatusRequest{}, &resp); err != nil {
+		return err
+	}
+	return s.waitLocal(ctx, resp.GetHeader().GetRevision(), 0)
+}
+
+// The internal service members use among themselves. It reuses etcd's
+// message types, so it needs no generated code.
+const readRevisionMethod = "/coord.Internal/ReadRevision"
+
+type internalServer interface {
+	readRevision(ctx context.Context) (int64, error)
+}
+
+// readRevision, on the leader, confirms leadership and returns the revision
+// of its store once it has applied everything committed at that moment.
+func (s *Server) readRevision(ctx context.Context) (int64, error) {
+	if !s.IsLeader() {
+		return 0, rpctypes.ErrGRPCNotLeader
+	}
+	if err := s.reads.wait(ctx); err != nil {
+		return 0, toGRPC(err)
+	}
+	return s.store.Rev(), nil
+}
+
+var internalServiceDesc = grpc.ServiceDesc{
+	ServiceName: "coord.Internal",
+	HandlerType: (*internalServer)(nil),
+	Methods: []grpc.MethodDesc{{
+		MethodName: "ReadRevision",
+		Handler: func(srv any, ctx context.Context, dec func(any) error, _ grpc.UnaryServerInterceptor) (any, error) {
+			if err := dec(new(pb.StatusRequest)); err != nil {
+				return nil, err
+			}
+			rev, err := srv.(internalServer).readRevision(ctx)
+			if err != nil {
+				return nil, err
+			}
+			return &pb.StatusResponse{Header: &pb.ResponseHeader{Revision: rev}}, nil
+		},
+	}},
+	Metadata: "coord/internal",
 }

@@ -27,6 +27,14 @@ func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m, goleak.IgnoreTopFunction("github.com/hashicorp/memberlist.(*Memberlist).probeNode"))
 }
 
+// onEachTopology runs a test against a single member, and against a
+// follower of a three-member cluster, where writes, linearizable reads and
+// lease calls are forwarded to the leader.
+func onEachTopology(t *testing.T, test func(t *testing.T, m *coordtest.Member)) {
+	t.Run("single", func(t *testing.T) { test(t, coordtest.StartSingle(t)) })
+	t.Run("follower", func(t *testing.T) { test(t, coordtest.StartCluster(t, 3).Follower()) })
+}
+
 func ctxT(t *testing.T, d time.Duration) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), d)
 	t.Cleanup(cancel)
@@ -37,8 +45,9 @@ func isErr(err, want error) bool {
 	return err != nil && rpctypes.ErrorDesc(err) == rpctypes.ErrorDesc(want)
 }
 
-func TestKVThroughClient(t *testing.T) {
-	m := coordtest.StartSingle(t)
+func TestKVThroughClient(t *testing.T) { onEachTopology(t, testKVThroughClient) }
+
+func testKVThroughClient(t *testing.T, m *coordtest.Member) {
 	c := m.Client()
 	defer c.Close()
 	ctx := ctxT(t, 20*time.Second)
@@ -116,8 +125,9 @@ func TestKVThroughClient(t *testing.T) {
 	}
 }
 
-func TestWatchThroughClient(t *testing.T) {
-	m := coordtest.StartSingle(t)
+func TestWatchThroughClient(t *testing.T) { onEachTopology(t, testWatchThroughClient) }
+
+func testWatchThroughClient(t *testing.T, m *coordtest.Member) {
 	c := m.Client()
 	defer c.Close()
 	ctx := ctxT(t, 20*time.Second)
@@ -187,8 +197,9 @@ func TestWatchThroughClient(t *testing.T) {
 	}
 }
 
-func TestLeasesThroughClient(t *testing.T) {
-	m := coordtest.StartSingle(t)
+func TestLeasesThroughClient(t *testing.T) { onEachTopology(t, testLeasesThroughClient) }
+
+func testLeasesThroughClient(t *testing.T, m *coordtest.Member) {
 	c := m.Client()
 	defer c.Close()
 	ctx := ctxT(t, 30*time.Second)
@@ -253,8 +264,9 @@ func TestLeasesThroughClient(t *testing.T) {
 
 // TestMutexExclusion runs contenders through etcd's own concurrency.Mutex:
 // never two in the critical section at once.
-func TestMutexExclusion(t *testing.T) {
-	m := coordtest.StartSingle(t)
+func TestMutexExclusion(t *testing.T) { onEachTopology(t, testMutexExclusion) }
+
+func testMutexExclusion(t *testing.T, m *coordtest.Member) {
 	ctx := ctxT(t, 60*time.Second)
 	const contenders, rounds = 8, 5
 	var inside, entries atomic.Int32
@@ -297,8 +309,9 @@ func TestMutexExclusion(t *testing.T) {
 
 // TestElectionFailover: when the leader's session dies (its lease expires,
 // not released), the next candidate is elected.
-func TestElectionFailover(t *testing.T) {
-	m := coordtest.StartSingle(t)
+func TestElectionFailover(t *testing.T) { onEachTopology(t, testElectionFailover) }
+
+func testElectionFailover(t *testing.T, m *coordtest.Member) {
 	ctx := ctxT(t, 30*time.Second)
 	c1, c2 := m.Client(), m.Client()
 	defer c2.Close()
