@@ -17,6 +17,9 @@ type Config struct {
 	DataDir string
 	// ClientAddr is the host:port the etcd v3 gRPC API listens on.
 	ClientAddr string
+	// AdvertiseClientAddr is the client address other members forward to
+	// and MemberList shows; default: the address ClientAddr listens on.
+	AdvertiseClientAddr string
 	// PeerAddr is the host:port raft listens on.
 	PeerAddr string
 	// AdvertisePeerAddr is the raft address other members dial; default PeerAddr.

@@ -215,7 +215,11 @@ func openMembership(s *Server) (*membership, error) {
 	if err != nil {
 		return nil, err
 	}
-	self := memberMeta{Name: s.cfg.Name, Raft: s.cfg.AdvertisePeerAddr, Client: s.ClientAddr(), Gossip: s.cfg.GossipAddr,
+	client := s.cfg.AdvertiseClientAddr
+	if client == "" {
+		client = s.ClientAddr()
+	}
+	self := memberMeta{Name: s.cfg.Name, Raft: s.cfg.AdvertisePeerAddr, Client: client, Gossip: s.cfg.GossipAddr,
 		Incarnation: inc, HasState: s.node.hasState()}
 	meta, err := json.Marshal(self)
 	if err != nil {

@@ -51,6 +51,7 @@ func parseFlags(args []string) (coord.Config, slog.Level, error) {
 	name := fs.String("name", d.Name, "human-readable name of this member; also its raft ID")
 	dataDir := fs.String("data-dir", d.DataDir, "directory of the raft log and snapshots")
 	clientURLs := fs.String("listen-client-urls", "http://"+d.ClientAddr, "URL to serve the etcd v3 gRPC API on (one, http only)")
+	advClient := fs.String("advertise-client-urls", "", "client URL other members and MemberList use (default: --listen-client-urls)")
 	peerURLs := fs.String("listen-peer-urls", "http://"+d.PeerAddr, "URL raft listens on (one, http only)")
 	advPeer := fs.String("initial-advertise-peer-urls", "", "raft URL other members dial (default: --listen-peer-urls)")
 	gossip := fs.String("gossip-addr", d.GossipAddr, "host:port for membership gossip (TCP and UDP)")
@@ -86,6 +87,11 @@ func parseFlags(args []string) (coord.Config, slog.Level, error) {
 	}
 	if cfg.PeerAddr, err = hostPort("--listen-peer-urls", *peerURLs); err != nil {
 		return cfg, 0, err
+	}
+	if *advClient != "" {
+		if cfg.AdvertiseClientAddr, err = hostPort("--advertise-client-urls", *advClient); err != nil {
+			return cfg, 0, err
+		}
 	}
 	cfg.AdvertisePeerAddr = cfg.PeerAddr
 	if *advPeer != "" {
