@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -52,25 +53,76 @@ func freeAddr(t *testing.T) string {
 
 type proc struct {
 	name, dataDir, client, peer, gossip string
-	args                                []string
+	join                                []string
+	n                                   int
 	cmd                                 *exec.Cmd
+	exited                              chan struct{} // closed when cmd ends
 	log                                 *os.File
 }
 
+func (p *proc) args() []string {
+	return []string{"--name", p.name, "--data-dir", p.dataDir,
+		"--listen-client-urls", "http://" + p.client, "--listen-peer-urls", "http://" + p.peer,
+		"--gossip-addr", p.gossip, "--bootstrap-expect", fmt.Sprint(p.n), "--join", strings.Join(p.join, ",")}
+}
+
+// start runs the process and waits until it listens for clients. A port
+// freeAddr found free may be taken by someone else before coordd binds it;
+// a first start then moves to fresh ports, up to five times.
 func (p *proc) start(t *testing.T) {
 	t.Helper()
-	cmd := exec.Command(coorddBin, p.args...)
-	cmd.Stdout, cmd.Stderr = p.log, p.log
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
+	first := p.cmd == nil && !fileExists(p.dataDir)
+	for attempt := 0; ; attempt++ {
+		before, _ := p.log.Seek(0, io.SeekCurrent)
+		cmd := exec.Command(coorddBin, p.args()...)
+		cmd.Stdout, cmd.Stderr = p.log, p.log
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		exited := make(chan struct{})
+		go func() { cmd.Wait(); close(exited) }()
+		p.cmd, p.exited = cmd, exited
+		if p.waitListening() {
+			return
+		}
+		data, _ := os.ReadFile(p.log.Name())
+		out := string(data[min(int(before), len(data)):])
+		if !first || attempt == 4 || !strings.Contains(out, "address already in use") {
+			t.Fatalf("%s did not start: %s", p.name, tail(out, 10))
+		}
+		p.client, p.peer, p.gossip = freeAddr(t), freeAddr(t), freeAddr(t)
+		p.cmd = nil
 	}
-	p.cmd = cmd
+}
+
+// waitListening reports whether the client port answers within 10s; false
+// if the process exited first.
+func (p *proc) waitListening() bool {
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		select {
+		case <-p.exited:
+			return false
+		default:
+		}
+		if c, err := net.DialTimeout("tcp", p.client, 200*time.Millisecond); err == nil {
+			c.Close()
+			return true
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return false
+}
+
+func fileExists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
 }
 
 func (p *proc) kill9() {
 	if p.cmd != nil && p.cmd.Process != nil {
 		p.cmd.Process.Signal(syscall.SIGKILL)
-		p.cmd.Wait()
+		<-p.exited
 		p.cmd = nil
 	}
 }
@@ -97,9 +149,7 @@ func startProcs(t *testing.T, n int) []*proc {
 		all = append(all, p.gossip)
 	}
 	for _, p := range procs {
-		p.args = []string{"--name", p.name, "--data-dir", p.dataDir,
-			"--listen-client-urls", "http://" + p.client, "--listen-peer-urls", "http://" + p.peer,
-			"--gossip-addr", p.gossip, "--bootstrap-expect", fmt.Sprint(n), "--join", strings.Join(all, ",")}
+		p.join, p.n = all, n
 		p.start(t)
 	}
 	t.Cleanup(func() {

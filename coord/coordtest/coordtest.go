@@ -10,6 +10,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -22,6 +23,8 @@ type Member struct {
 	t      testing.TB
 	Config coord.Config
 	Server *coord.Server
+
+	started bool // started once: its addresses are known to others
 }
 
 // FreeAddr returns a loopback host:port that was free a moment ago.
@@ -77,17 +80,33 @@ func (m *Member) Start() {
 
 // Launch starts the member without waiting for it to serve (members of a
 // new cluster serve only once enough of them run).
+//
+// A port FreeAddr found free may be taken by another process before the
+// member binds it; on its first start a member then moves to fresh ports,
+// up to five times.
 func (m *Member) Launch() {
 	m.t.Helper()
-	s, err := coord.New(m.Config)
-	if err != nil {
-		m.t.Fatal(err)
+	for attempt := 0; ; attempt++ {
+		s, err := coord.New(m.Config)
+		if err != nil {
+			m.t.Fatal(err)
+		}
+		err = s.Start()
+		if err == nil {
+			m.Server = s
+			m.started = true
+			m.t.Cleanup(func() { m.Stop() })
+			return
+		}
+		if m.started || attempt == 4 || !strings.Contains(err.Error(), "address already in use") {
+			m.t.Fatal(err)
+		}
+		m.Config.ClientAddr, m.Config.PeerAddr, m.Config.GossipAddr = FreeAddr(m.t), FreeAddr(m.t), FreeAddr(m.t)
+		m.Config.AdvertisePeerAddr = m.Config.PeerAddr
+		if m.Config.MetricsAddr != "" {
+			m.Config.MetricsAddr = FreeAddr(m.t)
+		}
 	}
-	if err := s.Start(); err != nil {
-		m.t.Fatal(err)
-	}
-	m.Server = s
-	m.t.Cleanup(func() { m.Stop() })
 }
 
 // Cluster is a test cluster of members in this process.
