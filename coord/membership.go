@@ -30,6 +30,10 @@ type memberMeta struct {
 	// bootstraps while any member with state is alive: it waits to be
 	// added, so a wiped member cannot fork the cluster.
 	HasState bool `json:"has_state"`
+	// Leaving is set by a member shutting down gracefully, just before it
+	// leaves the gossip group: the leader then removes it from raft.
+	// (memberlist does not tell a graceful leave from a failure.)
+	Leaving bool `json:"leaving,omitempty"`
 }
 
 // incarnationFile, in the data dir, holds the member's incarnation.
@@ -261,13 +265,11 @@ func (m *membership) kick() {
 	}
 }
 
-func (m *membership) NotifyJoin(n *memberlist.Node)   { m.update(n, false) }
-func (m *membership) NotifyUpdate(n *memberlist.Node) { m.update(n, false) }
-func (m *membership) NotifyLeave(n *memberlist.Node) {
-	m.update(n, n.State == memberlist.StateLeft)
-}
+func (m *membership) NotifyJoin(n *memberlist.Node)   { m.update(n, true) }
+func (m *membership) NotifyUpdate(n *memberlist.Node) { m.update(n, true) }
+func (m *membership) NotifyLeave(n *memberlist.Node)  { m.update(n, false) }
 
-func (m *membership) update(n *memberlist.Node, left bool) {
+func (m *membership) update(n *memberlist.Node, alive bool) {
 	var meta memberMeta
 	if err := json.Unmarshal(n.Meta, &meta); err != nil || meta.Name == "" {
 		return // not a coord member, or an old one without metadata
@@ -276,17 +278,18 @@ func (m *membership) update(n *memberlist.Node, left bool) {
 	if meta.Gossip != "" {
 		m.gossipAddrs[meta.Name] = meta.Gossip
 	}
-	if n.State == memberlist.StateAlive {
+	switch {
+	case meta.Leaving:
+		delete(m.members, meta.Name)
+		m.left[meta.Name] = true
+	case alive:
 		m.members[meta.Name] = meta
 		delete(m.left, meta.Name)
 		if meta.HasState {
 			m.known[meta.Name] = meta.Incarnation
 		}
-	} else {
-		delete(m.members, meta.Name)
-		if left {
-			m.left[meta.Name] = true
-		}
+	default:
+		delete(m.members, meta.Name) // failed: it may come back; raft keeps it
 	}
 	m.mu.Unlock()
 	m.kick()
@@ -340,6 +343,15 @@ func (m *membership) forgetLeft(name string) {
 }
 
 func (m *membership) leave() {
+	m.metaMu.Lock()
+	m.self.Leaving = true
+	if meta, err := json.Marshal(m.self); err == nil {
+		m.meta = meta
+	}
+	m.metaMu.Unlock()
+	if err := m.ml.UpdateNode(time.Second); err != nil {
+		m.s.log.Warn("gossip update before leaving", "err", err)
+	}
 	if err := m.ml.Leave(2 * time.Second); err != nil {
 		m.s.log.Warn("gossip leave", "err", err)
 	}

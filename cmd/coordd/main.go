@@ -4,8 +4,10 @@
 package main
 
 import (
+	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/url"
 	"os"
@@ -19,7 +21,11 @@ import (
 )
 
 func main() {
-	if err := run(os.Args[1:]); err != nil {
+	err := run(os.Args[1:])
+	if errors.Is(err, flag.ErrHelp) {
+		return
+	}
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "coordd:", err)
 		os.Exit(1)
 	}
@@ -65,7 +71,14 @@ func parseFlags(args []string) (coord.Config, slog.Level, error) {
 	compactRetention := fs.String("auto-compaction-retention", "0", "history to keep: a duration (\"1h\", or a number of hours) for periodic, a count for revision; 0 turns it off")
 	metricsURL := fs.String("listen-metrics-urls", "", "URL to serve /metrics and /health on (one, http only; off by default)")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
+	// Errors are one line (main prints them); usage only on -h.
+	fs.SetOutput(io.Discard)
 	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			fs.SetOutput(os.Stdout)
+			fmt.Println("usage: coordd [flags]\n\nRuns a coord member: a Raft-replicated key-value store speaking the etcd v3 API.\n\nflags:")
+			fs.PrintDefaults()
+		}
 		return coord.Config{}, 0, err
 	}
 	if fs.NArg() > 0 {

@@ -423,3 +423,47 @@ func TestWipedMemberIsReAdded(t *testing.T) {
 		t.Fatal("no member noticed the wiped member's new incarnation")
 	}
 }
+
+// TestSigtermLeaderHandsOver: SIGTERM to the leader hands leadership over
+// and leaves the cluster; the process exits 0, writes go on, and the
+// remaining members list two members.
+func TestSigtermLeaderHandsOver(t *testing.T) {
+	procs := startProcs(t, 3)
+	c := client(t, procs...)
+	waitWrite(t, c, "warmup", 20*time.Second)
+	leader := leaderOf(t, procs)
+	var rest []*proc
+	for _, p := range procs {
+		if p != leader {
+			rest = append(rest, p)
+		}
+	}
+	if err := leader.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-leader.exited:
+	case <-time.After(15 * time.Second):
+		t.Fatal("leader did not exit within 15s of SIGTERM")
+	}
+	if code := leader.cmd.ProcessState.ExitCode(); code != 0 {
+		t.Fatalf("exit code %d after SIGTERM", code)
+	}
+	leader.cmd = nil
+	rc := client(t, rest...)
+	took := waitWrite(t, rc, "after-sigterm", 3*time.Second)
+	t.Logf("write accepted %v after the leader's SIGTERM", took)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		ml, err := rc.MemberList(ctx)
+		cancel()
+		if err == nil && len(ml.Members) == 2 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the member that left is still listed: %v %v", ml, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
