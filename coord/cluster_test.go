@@ -84,9 +84,15 @@ func TestClusterThroughFollowers(t *testing.T) {
 	}
 }
 
-// TestClusterLeaderStop stops the leader: the others elect a new one and
-// accept writes; the old leader restarts on its data and catches up.
+// TestClusterLeaderStop stops the leader (gracefully and by a crash): the
+// others elect a new one and accept writes; the old leader restarts on its
+// data and catches up.
 func TestClusterLeaderStop(t *testing.T) {
+	t.Run("graceful", func(t *testing.T) { testLeaderStop(t, (*coordtest.Member).Stop) })
+	t.Run("crash", func(t *testing.T) { testLeaderStop(t, (*coordtest.Member).Kill) })
+}
+
+func testLeaderStop(t *testing.T, stop func(*coordtest.Member)) {
 	c := coordtest.StartCluster(t, 3)
 	ctx := ctxT(t, 60*time.Second)
 	old := c.Leader()
@@ -95,7 +101,7 @@ func TestClusterLeaderStop(t *testing.T) {
 	if _, err := cl.Put(ctx, "before", "1"); err != nil {
 		t.Fatal(err)
 	}
-	old.Stop()
+	stop(old)
 	var err error
 	deadline := time.Now().Add(10 * time.Second)
 	for time.Now().Before(deadline) {

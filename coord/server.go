@@ -162,16 +162,24 @@ func (s *Server) goFunc(f func()) {
 func (s *Server) ClientAddr() string { return s.listener.Addr().String() }
 
 // Close stops serving and closes the data dir. If this member leads, it
-// first tries to hand leadership to another member.
-func (s *Server) Close() error {
+// first tries to hand leadership to another member; it then leaves the
+// gossip group, and the leader removes it from the cluster.
+func (s *Server) Close() error { return s.close(true) }
+
+// Crash stops the member the way a crash would, for fault-injection tests:
+// no leadership handover and no leave, so it stays a member and the others
+// see it fail. Everything it acknowledged is on disk already.
+func (s *Server) Crash() error { return s.close(false) }
+
+func (s *Server) close(graceful bool) error {
 	var err error
 	s.once.Do(func() {
-		if s.node != nil && s.node.raft.State() == raft.Leader && len(s.peers()) > 1 {
+		if graceful && s.node != nil && s.node.raft.State() == raft.Leader && len(s.peers()) > 1 {
 			if terr := s.node.raft.LeadershipTransfer().Error(); terr != nil {
 				s.log.Warn("leadership transfer before shutdown failed", "err", terr)
 			}
 		}
-		if s.members != nil {
+		if graceful && s.members != nil {
 			s.members.leave()
 		}
 		if s.http != nil {

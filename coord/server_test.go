@@ -14,11 +14,13 @@ import (
 
 	"github.com/coordhq/coord/coord"
 	"github.com/coordhq/coord/coord/coordtest"
+	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/api/v3/mvccpb"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/client/v3/concurrency"
 	"go.uber.org/goleak"
+	"google.golang.org/protobuf/proto"
 )
 
 func TestMain(m *testing.M) {
@@ -486,5 +488,59 @@ func TestAutoCompaction(t *testing.T) {
 	}
 	if _, err := c.Get(ctx, "k", clientv3.WithRev(31)); err != nil {
 		t.Fatalf("the last 10 revisions must stay: %v", err)
+	}
+}
+
+// TestWatchFragments: a catch-up response larger than a request may be is
+// split into fragments for a client that asked for them, and arrives whole.
+func TestWatchFragments(t *testing.T) {
+	m := coordtest.NewMember(t, "m0")
+	m.Config.MaxRequestBytes = 16 << 10
+	m.Start()
+	c := m.Client()
+	defer c.Close()
+	ctx := ctxT(t, 20*time.Second)
+	val := strings.Repeat("f", 4<<10)
+	for i := range 20 { // 80 KiB of history, five times the request limit
+		if _, err := c.Put(ctx, fmt.Sprintf("f/%02d", i), val); err != nil {
+			t.Fatal(err)
+		}
+	}
+	stream, err := pb.NewWatchClient(c.ActiveConnection()).Watch(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stream.CloseSend()
+	req := &pb.WatchRequest{RequestUnion: &pb.WatchRequest_CreateRequest{CreateRequest: &pb.WatchCreateRequest{
+		Key: []byte("f/"), RangeEnd: []byte("f0"), StartRevision: 2, Fragment: true}}}
+	if err := stream.Send(req); err != nil {
+		t.Fatal(err)
+	}
+	events, fragments := 0, 0
+	for events < 20 {
+		resp, err := stream.Recv()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if resp.Fragment {
+			fragments++
+		}
+		if sz := proto.Size(resp); len(resp.Events) > 1 && sz > 2*m.Config.MaxRequestBytes {
+			t.Fatalf("a response of %d bytes was not split", sz)
+		}
+		events += len(resp.Events)
+	}
+	if fragments == 0 || events != 20 {
+		t.Fatalf("%d events in %d fragments", events, fragments)
+	}
+	// clientv3 reassembles fragments into one response.
+	wch := c.Watch(ctx, "f/", clientv3.WithPrefix(), clientv3.WithRev(2), clientv3.WithFragment())
+	select {
+	case wr := <-wch:
+		if len(wr.Events) != 20 {
+			t.Fatalf("reassembled %d events", len(wr.Events))
+		}
+	case <-ctx.Done():
+		t.Fatal("no watch response")
 	}
 }

@@ -201,6 +201,17 @@ func (m *Member) Stop() {
 	m.Server = nil
 }
 
+// Kill stops the member as a crash would: no handover, no leave.
+func (m *Member) Kill() {
+	if m.Server == nil {
+		return
+	}
+	if err := m.Server.Crash(); err != nil {
+		m.t.Errorf("kill %s: %v", m.Config.Name, err)
+	}
+	m.Server = nil
+}
+
 // Restart stops the member and starts it again on its data dir.
 func (m *Member) Restart() {
 	m.t.Helper()
