@@ -34,9 +34,10 @@
 //     NOSPACE alarm follows that size: it clears itself once compaction
 //     brings the size back under the quota, so disarming it changes nothing.
 //   - Maintenance.Snapshot streams coordd's own snapshot format (versioned,
-//     checksummed), which etcdctl snapshot restore cannot read. Hash is
-//     unimplemented (there is no bbolt file); HashKV hashes the store.
-//     Defragment does nothing: there is nothing to defragment.
+//     checksummed), which etcdctl snapshot restore cannot read. Hash and
+//     HashKV hash that encoding (there is no bbolt file); HashKV ignores the
+//     requested revision and hashes the current one. Defragment does
+//     nothing: there is nothing to defragment.
 //   - Membership is by gossip: MemberAdd, MemberUpdate and MemberPromote
 //     answer Unimplemented with the reason; MemberRemove works.
 //   - Lease IDs chosen by the server (ID 0) come from a counter, not at

@@ -116,8 +116,15 @@ func (m *maintenanceServer) MoveLeader(ctx context.Context, r *pb.MoveLeaderRequ
 	return nil, rpctypes.ErrGRPCBadLeaderTransferee
 }
 
+// Hash returns the same hash as HashKV at the current revision: etcd hashes
+// its whole bbolt file, and the store's snapshot encoding is coordd's
+// equivalent of that file.
 func (m *maintenanceServer) Hash(ctx context.Context, r *pb.HashRequest) (*pb.HashResponse, error) {
-	return nil, status.Error(codes.Unimplemented, "coordd: Hash hashes a bbolt file, which coordd does not have; use HashKV")
+	kv, err := m.HashKV(ctx, &pb.HashKVRequest{})
+	if err != nil {
+		return nil, err
+	}
+	return &pb.HashResponse{Header: kv.Header, Hash: kv.Hash}, nil
 }
 
 // clusterServer is etcd's Cluster service over the raft configuration.
