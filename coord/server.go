@@ -279,13 +279,32 @@ func (s *Server) leadershipLoop() {
 			}
 			s.metrics.leaderSeen.Inc()
 			term := s.node.raft.CurrentTerm()
-			if err := s.node.raft.Barrier(s.cfg.ApplyTimeout).Error(); err != nil {
-				s.log.Warn("barrier after election failed", "err", err)
+			if !s.barrier() {
 				continue
 			}
 			s.lessor.promote()
 			s.reads.setReady(term)
 			s.log.Info("leading", "term", term)
+		}
+	}
+}
+
+// barrier commits a barrier in the current term, retrying while this member
+// still leads; it reports whether the member leads with the barrier applied.
+func (s *Server) barrier() bool {
+	for {
+		err := s.node.raft.Barrier(s.cfg.ApplyTimeout).Error()
+		if err == nil {
+			return true
+		}
+		if s.node.raft.State() != raft.Leader {
+			return false
+		}
+		s.log.Warn("barrier after election failed; retrying", "err", err)
+		select {
+		case <-s.stopc:
+			return false
+		case <-time.After(s.cfg.HeartbeatTimeout):
 		}
 	}
 }
