@@ -61,6 +61,10 @@ func New(cfg Config) (*Server, error) {
 	}
 	s.lessor = newLessor(s)
 	s.fsm = newFSM(s.store, cfg.QuotaBytes, s.lessor)
+	// Before raft starts applying: the FSM reads observeApply unlocked.
+	// The gauges read the node only when scraped, after Start.
+	s.metrics = newMetrics(s)
+	s.fsm.observeApply = s.metrics.apply.Observe
 	return s, nil
 }
 
@@ -99,8 +103,6 @@ func (s *Server) Start() error {
 	if err := members.join(members.joinTo); err != nil {
 		s.log.Warn("join failed; will retry", "join", members.joinTo, "err", err)
 	}
-	s.metrics = newMetrics(s)
-	s.fsm.observeApply = s.metrics.apply.Observe
 	s.grpc = grpc.NewServer(
 		grpc.MaxRecvMsgSize(s.cfg.MaxRequestBytes+grpcOverheadBytes),
 		grpc.MaxSendMsgSize(1<<31-1),
