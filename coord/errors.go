@@ -45,6 +45,11 @@ var grpcErrors = map[error]error{
 	raft.ErrRaftShutdown:                 rpctypes.ErrGRPCStopped,
 }
 
+// EtcdError returns the gRPC status etcd answers for err: kvstore's and
+// the server's sentinel errors become etcd's rpctypes errors, which clients
+// recognise by their message. nil stays nil.
+func EtcdError(err error) error { return toGRPC(err) }
+
 // toGRPC turns any error into the status an etcd client expects.
 func toGRPC(err error) error {
 	if err == nil {

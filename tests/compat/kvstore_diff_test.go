@@ -2,13 +2,13 @@ package compat
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"math/rand/v2"
 	"testing"
 	"time"
 
+	"github.com/coordhq/coord/coord"
 	"github.com/coordhq/coord/kvstore"
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/api/v3/mvccpb"
@@ -22,33 +22,12 @@ var (
 	diffSeed = flag.Uint64("seed", 0, "seed of the differential run (0: random)")
 )
 
-// etcdErr is the etcd error kvstore's sentinel stands for; the server maps
-// them the same way.
-var etcdErr = map[error]error{
-	kvstore.ErrCompacted:         rpctypes.ErrGRPCCompacted,
-	kvstore.ErrFutureRev:         rpctypes.ErrGRPCFutureRev,
-	kvstore.ErrEmptyKey:          rpctypes.ErrGRPCEmptyKey,
-	kvstore.ErrKeyNotFound:       rpctypes.ErrGRPCKeyNotFound,
-	kvstore.ErrValueProvided:     rpctypes.ErrGRPCValueProvided,
-	kvstore.ErrLeaseProvided:     rpctypes.ErrGRPCLeaseProvided,
-	kvstore.ErrTooManyOps:        rpctypes.ErrGRPCTooManyOps,
-	kvstore.ErrDuplicateKey:      rpctypes.ErrGRPCDuplicateKey,
-	kvstore.ErrInvalidSortOption: rpctypes.ErrGRPCInvalidSortOption,
-	kvstore.ErrLeaseNotFound:     rpctypes.ErrGRPCLeaseNotFound,
-	kvstore.ErrLeaseExists:       rpctypes.ErrGRPCLeaseExist,
-	kvstore.ErrLeaseTTLTooLarge:  rpctypes.ErrGRPCLeaseTTLTooLarge,
-}
-
 func describeErr(err error) string {
 	if err == nil {
 		return "<nil>"
 	}
-	for k, v := range etcdErr {
-		if errors.Is(err, k) {
-			return rpctypes.ErrorDesc(v)
-		}
-	}
-	return rpctypes.ErrorDesc(err)
+	// The server's own mapping: what a client of coordd would see.
+	return rpctypes.ErrorDesc(coord.EtcdError(err))
 }
 
 // stripHeader keeps of etcd's header only what kvstore knows: the revision.
