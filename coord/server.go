@@ -203,7 +203,9 @@ func (s *Server) close(graceful bool) error {
 		if s.members != nil {
 			s.members.shutdown()
 		}
-		s.forward.close()
+		if s.forward != nil {
+			s.forward.close()
+		}
 		if s.node != nil {
 			err = s.node.close()
 		}

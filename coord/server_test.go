@@ -544,3 +544,14 @@ func TestWatchFragments(t *testing.T) {
 		t.Fatal("no watch response")
 	}
 }
+
+// TestCloseWithoutStart: a server that never started closes cleanly.
+func TestCloseWithoutStart(t *testing.T) {
+	s, err := coord.New(coordtest.NewMember(t, "m0").Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
