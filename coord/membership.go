@@ -285,7 +285,10 @@ func (m *membership) update(n *memberlist.Node, alive bool) {
 	case alive:
 		m.members[meta.Name] = meta
 		delete(m.left, meta.Name)
-		if meta.HasState {
+		// Only the first incarnation seen with state is recorded here; a
+		// new one means the member lost its data, and only the leader's
+		// re-add (setKnown) may accept it.
+		if _, seen := m.known[meta.Name]; meta.HasState && !seen {
 			m.known[meta.Name] = meta.Incarnation
 		}
 	default:
