@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/coordhq/coord/coord/coordtest"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
 )
@@ -41,15 +42,7 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
+func freeAddr(t *testing.T) string { return coordtest.FreeAddr(t) }
 
 type proc struct {
 	name, dataDir, client, peer, gossip string
