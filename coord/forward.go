@@ -2,7 +2,10 @@ package coord
 
 import (
 	"context"
+	"errors"
+	"io"
 	"sync"
+	"time"
 
 	"github.com/hashicorp/raft"
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
@@ -20,10 +23,20 @@ const forwardedKey = "coord-forwarded"
 type forwarder struct {
 	s *Server
 
-	mu   sync.Mutex // guards addr and conn
-	addr string
-	conn *grpc.ClientConn
+	mu      sync.Mutex // guards addr, conn and retired
+	addr    string
+	conn    *grpc.ClientConn
+	retired []retiredConn
 }
+
+// retiredConn is a connection to a former leader. Requests and streams may
+// still be using it, so it is closed only after retireAfter (or on close).
+type retiredConn struct {
+	conn  *grpc.ClientConn
+	since time.Time
+}
+
+const retireAfter = time.Minute
 
 func newForwarder(s *Server) *forwarder { return &forwarder{s: s} }
 
@@ -61,8 +74,18 @@ func (f *forwarder) connect(addr string) (*grpc.ClientConn, error) {
 	if f.conn != nil && f.addr == addr {
 		return f.conn, nil
 	}
+	now := time.Now()
+	kept := f.retired[:0]
+	for _, r := range f.retired {
+		if now.Sub(r.since) > retireAfter {
+			r.conn.Close()
+		} else {
+			kept = append(kept, r)
+		}
+	}
+	f.retired = kept
 	if f.conn != nil {
-		f.conn.Close()
+		f.retired = append(f.retired, retiredConn{f.conn, now})
 		f.conn = nil
 	}
 	conn, err := grpc.NewClient(addr,
@@ -82,6 +105,10 @@ func (f *forwarder) close() {
 		f.conn.Close()
 		f.conn = nil
 	}
+	for _, r := range f.retired {
+		r.conn.Close()
+	}
+	f.retired = nil
 }
 
 // proxyKeepAlive relays a client's keep-alive stream to the leader until
@@ -93,31 +120,30 @@ func (f *forwarder) proxyKeepAlive(ctx context.Context, conn *grpc.ClientConn, c
 	if err != nil {
 		return toGRPC(err)
 	}
-	errc := make(chan error, 1)
 	go func() {
 		for {
 			req, err := client.Recv()
 			if err != nil {
 				up.CloseSend()
-				errc <- err
 				return
 			}
 			if err := up.Send(req); err != nil {
-				errc <- err
 				return
 			}
 		}
 	}()
+	// The receiving goroutine is blocked in client.Recv until the client
+	// sends or this handler returns; it is not waited for here, because
+	// returning is what ends it.
 	for {
 		resp, err := up.Recv()
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
 		if err != nil {
-			cancel()
-			<-errc
 			return err
 		}
 		if err := client.Send(resp); err != nil {
-			cancel()
-			<-errc
 			return err
 		}
 	}

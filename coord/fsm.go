@@ -1,6 +1,8 @@
 package coord
 
 import (
+	"bufio"
+	"encoding/binary"
 	"fmt"
 	"io"
 	"sync"
@@ -171,9 +173,15 @@ func txnWrites(r *pb.TxnRequest) bool {
 	return false
 }
 
+// setApplied records that the store has applied everything up to index.
+// The applied index never goes backwards: a late caller with an older index
+// (Start, after raft already applied more) changes nothing.
 func (f *fsm) setApplied(index uint64) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if index <= f.applied {
+		return
+	}
 	f.applied = index
 	kept := f.waiters[:0]
 	for _, w := range f.waiters {
@@ -208,27 +216,51 @@ func (f *fsm) waitApplied(index uint64) <-chan struct{} {
 	return ch
 }
 
-// Snapshot captures the store in O(1); Persist encodes it while applies go on.
+// snapshotMagic starts a raft snapshot written by this FSM: the magic, then
+// the applied index (8 bytes, big endian), then the store's own snapshot.
+// Snapshots that start with the store's format directly (written before the
+// index was recorded) are still read.
+const snapshotMagic = "coordfsm"
+
+// Snapshot captures the store in O(1); Persist encodes it while applies go
+// on. raft calls it between applies, so the applied index matches the store.
 func (f *fsm) Snapshot() (raft.FSMSnapshot, error) {
-	return fsmSnapshot{f.store.Snapshot()}, nil
+	return fsmSnapshot{index: f.appliedIndex(), sn: f.store.Snapshot()}, nil
 }
 
-// Restore replaces the store with a snapshot raft installs.
+// Restore replaces the store with a snapshot raft installs, and moves the
+// applied index to the snapshot's, so that reads waiting for an index the
+// snapshot covers are released without waiting for the next entry.
 func (f *fsm) Restore(rc io.ReadCloser) error {
 	defer rc.Close()
-	if err := f.store.Restore(rc); err != nil {
+	br := bufio.NewReader(rc)
+	var index uint64
+	if head, err := br.Peek(len(snapshotMagic) + 8); err == nil && string(head[:len(snapshotMagic)]) == snapshotMagic {
+		index = binary.BigEndian.Uint64(head[len(snapshotMagic):])
+		br.Discard(len(head))
+	}
+	if err := f.store.Restore(br); err != nil {
 		return err
 	}
 	if f.hook != nil {
 		f.hook.restored(f.store.Leases())
 	}
+	f.setApplied(index)
 	f.broadcast()
 	return nil
 }
 
-type fsmSnapshot struct{ sn *kvstore.Snapshot }
+type fsmSnapshot struct {
+	index uint64
+	sn    *kvstore.Snapshot
+}
 
 func (s fsmSnapshot) Persist(sink raft.SnapshotSink) error {
+	head := binary.BigEndian.AppendUint64([]byte(snapshotMagic), s.index)
+	if _, err := sink.Write(head); err != nil {
+		sink.Cancel()
+		return err
+	}
 	if _, err := s.sn.WriteTo(sink); err != nil {
 		sink.Cancel()
 		return err

@@ -80,7 +80,8 @@ func (l *lessor) demote() {
 }
 
 // renew extends a lease by its TTL. It returns the TTL, or 0 if the lease
-// does not exist (etcd's answer to a keep-alive of an unknown lease).
+// does not exist or has expired (etcd's answer to a keep-alive of an unknown
+// lease).
 func (l *lessor) renew(id int64) (int64, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -91,7 +92,14 @@ func (l *lessor) renew(id int64) (int64, error) {
 	if ls == nil {
 		return 0, nil
 	}
-	ls.deadline = l.now().Add(l.ttlDuration(ls.ttl))
+	// A lease past its deadline is being revoked (or will be on the next
+	// tick). Extending it now would let a client believe it holds a lease
+	// whose keys are about to vanish, so it counts as gone already.
+	now := l.now()
+	if now.After(ls.deadline) {
+		return 0, nil
+	}
+	ls.deadline = now.Add(l.ttlDuration(ls.ttl))
 	return ls.ttl, nil
 }
 

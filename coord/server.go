@@ -77,32 +77,52 @@ func hash64(s string) uint64 {
 // Start opens the data dir and the listeners, replays the log and starts
 // serving. It returns once the API listens; the member may still be
 // electing a leader.
-func (s *Server) Start() error {
+func (s *Server) Start() (err error) {
 	n, err := openNode(s.cfg, s.fsm)
 	if err != nil {
 		return err
 	}
 	s.node = n
-	s.fsm.setApplied(n.latestSnapshotIndex())
+	// On failure, undo what was opened, and leave nothing for Close to
+	// close a second time. Nothing has joined the gossip group yet (that is
+	// the last step), so a failed start leaves no member behind.
+	var lis, mlis net.Listener
+	defer func() {
+		if err == nil {
+			return
+		}
+		if mlis != nil {
+			mlis.Close()
+		}
+		if lis != nil {
+			lis.Close()
+			s.listener = nil
+		}
+		if s.members != nil {
+			s.members.shutdown()
+			s.members = nil
+		}
+		n.close()
+		s.node = nil
+	}()
+	s.fsm.setApplied(n.latestSnapshotIndex()) // for snapshots without a recorded index
 	s.reads = newReadIndex(s)
 
-	lis, err := net.Listen("tcp", s.cfg.ClientAddr)
-	if err != nil {
-		n.close()
+	if lis, err = net.Listen("tcp", s.cfg.ClientAddr); err != nil {
 		return fmt.Errorf("coord: listen for clients on %s: %w", s.cfg.ClientAddr, err)
 	}
 	s.listener = lis
+	if s.cfg.MetricsAddr != "" {
+		if mlis, err = net.Listen("tcp", s.cfg.MetricsAddr); err != nil {
+			return fmt.Errorf("coord: listen for metrics on %s: %w", s.cfg.MetricsAddr, err)
+		}
+	}
 	s.forward = newForwarder(s)
-	members, err := openMembership(s)
-	if err != nil {
-		lis.Close()
-		n.close()
+	if s.members, err = openMembership(s); err != nil {
 		return err
 	}
-	s.members = members
-	if err := members.join(members.joinTo); err != nil {
-		s.log.Warn("join failed; will retry", "join", members.joinTo, "err", err)
-	}
+
+	// Nothing below fails: from here on Close undoes what Start did.
 	s.grpc = grpc.NewServer(
 		grpc.MaxRecvMsgSize(s.cfg.MaxRequestBytes+grpcOverheadBytes),
 		grpc.MaxSendMsgSize(1<<31-1),
@@ -123,14 +143,7 @@ func (s *Server) Start() error {
 			s.log.Error("client API stopped", "err", err)
 		}
 	})
-	if s.cfg.MetricsAddr != "" {
-		mlis, err := net.Listen("tcp", s.cfg.MetricsAddr)
-		if err != nil {
-			s.grpc.Stop()
-			members.shutdown()
-			n.close()
-			return fmt.Errorf("coord: listen for metrics on %s: %w", s.cfg.MetricsAddr, err)
-		}
+	if mlis != nil {
 		s.http = &http.Server{Handler: s.httpHandler(), ReadHeaderTimeout: 5 * time.Second}
 		s.goFunc(func() {
 			if err := s.http.Serve(mlis); err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -144,6 +157,9 @@ func (s *Server) Start() error {
 	s.goFunc(s.reconcileLoop)
 	if p := s.cfg.compactPolicy(); p != nil {
 		s.goFunc(func() { s.compactLoop(p) })
+	}
+	if err := s.members.join(s.members.joinTo); err != nil {
+		s.log.Warn("join failed; will retry", "join", s.members.joinTo, "err", err)
 	}
 	s.log.Info("serving", "client", lis.Addr().String(), "peer", s.cfg.PeerAddr, "data-dir", s.cfg.DataDir)
 	return nil
@@ -248,9 +264,14 @@ func (s *Server) propose(ctx context.Context, req *pb.InternalRaftRequest) (prot
 	if len(data) > s.cfg.MaxRequestBytes {
 		return nil, errRequestTooLarge
 	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	// raft reads a timeout of zero as "wait forever"; an expired context
+	// was answered above, so timeout is positive here.
 	timeout := s.cfg.ApplyTimeout
 	if dl, ok := ctx.Deadline(); ok {
-		timeout = min(timeout, time.Until(dl))
+		timeout = max(min(timeout, time.Until(dl)), time.Millisecond)
 	}
 	if s.node.raft.State() != raft.Leader {
 		if addr, _ := s.node.raft.LeaderWithID(); addr == "" {

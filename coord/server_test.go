@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"strings"
 	"sync"
@@ -553,5 +554,62 @@ func TestCloseWithoutStart(t *testing.T) {
 	}
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestFailedStartLeavesNothing: a start that fails on its last listener
+// closes what it opened, so the data dir can be opened again at once and
+// Close afterwards is safe.
+func TestFailedStartLeavesNothing(t *testing.T) {
+	m := coordtest.NewMember(t, "m0")
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	cfg := m.Config
+	cfg.MetricsAddr = busy.Addr().String()
+	s, err := coord.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Start(); err == nil || !strings.Contains(err.Error(), "metrics") {
+		t.Fatalf("Start with a busy metrics port: err = %v, want a metrics listen error", err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatalf("Close after a failed Start: %v", err)
+	}
+	// The data dir (bolt file lock) and the client port are free again.
+	m.Start()
+	cli := m.Client()
+	defer cli.Close()
+	ctx := ctxT(t, 10*time.Second)
+	if _, err := cli.Put(ctx, "k", "v"); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestExpiredContextIsNotProposed: a request whose deadline already passed
+// is answered with DeadlineExceeded, not proposed with no timeout at all.
+func TestExpiredContextIsNotProposed(t *testing.T) {
+	m := coordtest.StartSingle(t)
+	cli := m.Client()
+	defer cli.Close()
+	ctx := ctxT(t, 10*time.Second)
+	before, err := cli.Get(ctx, "k")
+	if err != nil {
+		t.Fatal(err)
+	}
+	expired, cancel := context.WithDeadline(context.Background(), time.Now().Add(-time.Second))
+	defer cancel()
+	if err := m.Server.ProposePut(expired, &pb.PutRequest{Key: []byte("k"), Value: []byte("v")}); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Put with an expired context: err = %v, want DeadlineExceeded", err)
+	}
+	after, err := cli.Get(ctx, "k")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if after.Header.Revision != before.Header.Revision {
+		t.Fatalf("revision moved from %d to %d: the expired put was applied", before.Header.Revision, after.Header.Revision)
 	}
 }

@@ -48,7 +48,7 @@ func (w *watchServer) Watch(stream pb.Watch_WatchServer) error {
 		case <-stream.Context().Done():
 			return stream.Context().Err()
 		case <-s.stopc:
-			return ErrStopped
+			return toGRPC(ErrStopped)
 		case err := <-recvErr:
 			if errors.Is(err, io.EOF) {
 				return nil
