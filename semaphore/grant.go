@@ -1,0 +1,183 @@
+package semaphore
+
+import (
+	"context"
+	"sync"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+)
+
+// Grant is a held slot. It stays held until Release, a force-release by an
+// operator, or the loss of the session's lease; Done closes at the first of
+// these that this process can observe.
+type Grant struct {
+	// Token is the fencing token: the grant key's create revision. Tokens of
+	// successive grants of one semaphore strictly increase.
+	Token int64
+	// HolderID is the identity the slot is held under.
+	HolderID string
+
+	s      *Semaphore
+	key    string
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+// newGrant starts watching the grant key from rev+1: its deletion (release,
+// force-release, expiry) or the session's loss ends the grant.
+func (s *Semaphore) newGrant(token, rev int64) *Grant {
+	ctx, cancel := context.WithCancel(context.Background())
+	g := &Grant{Token: token, HolderID: s.id, s: s, key: s.keys.grant(s.id), ctx: ctx, cancel: cancel}
+	g.wg.Add(1)
+	go func() {
+		defer g.wg.Done()
+		defer cancel()
+		g.watch(rev)
+	}()
+	return g
+}
+
+// watch returns when the grant is lost or cancelled.
+func (g *Grant) watch(rev int64) {
+	for {
+		wctx, wcancel := context.WithCancel(g.ctx)
+		wch := g.s.cli.Watch(wctx, g.key, clientv3.WithRev(rev+1))
+		lost, next := g.follow(wch)
+		wcancel()
+		if lost || g.ctx.Err() != nil {
+			return
+		}
+		// The watch ended without a verdict (compaction, a broken stream):
+		// look at the key itself, then watch again from there.
+		resp, err := g.s.cli.Get(g.ctx, g.key)
+		switch {
+		case g.ctx.Err() != nil:
+			return
+		case err != nil:
+			rev = next // the watch resumes where it was
+		case len(resp.Kvs) == 0 || resp.Kvs[0].CreateRevision != g.Token:
+			return
+		default:
+			rev = resp.Header.Revision
+		}
+		if g.s.cli.Ctx().Err() != nil {
+			return // the client is closed: nothing can be verified any more
+		}
+	}
+}
+
+// follow consumes watch responses; it reports whether the grant is lost,
+// and otherwise the revision it has seen up to.
+func (g *Grant) follow(wch clientv3.WatchChan) (lost bool, seen int64) {
+	for {
+		select {
+		case <-g.s.session.Done():
+			return true, seen
+		case wr, ok := <-wch:
+			if !ok || wr.Canceled || wr.CompactRevision != 0 {
+				return false, seen
+			}
+			for _, ev := range wr.Events {
+				if ev.Type == clientv3.EventTypeDelete || ev.Kv.CreateRevision != g.Token {
+					return true, seen
+				}
+			}
+			seen = wr.Header.Revision
+		}
+	}
+}
+
+// Done returns a channel closed when the grant is lost or released.
+func (g *Grant) Done() <-chan struct{} { return g.ctx.Done() }
+
+// Context returns a context cancelled when the grant is lost or released,
+// for work that must stop when the slot goes.
+func (g *Grant) Context() context.Context { return g.ctx }
+
+// Cmp returns a comparison that holds only while this grant is held, for
+// guarded writes: clientv3.Txn(ctx).If(g.Cmp()).Then(...). Because the
+// grant key is bound to the lease, it fails once the lease expired, even
+// while the slot is still quarantined.
+func (g *Grant) Cmp() clientv3.Cmp {
+	return clientv3.Compare(clientv3.CreateRevision(g.key), "=", g.Token)
+}
+
+// Release gives the slot back at once, without quarantine. It is guarded by
+// the grant's token, so it can never release anybody else's grant. If the
+// grant's lease expired but its slot is still quarantined in this holder's
+// name, Release frees that slot too: the holder says its work is over. A
+// grant that is no longer held is left alone and ErrNotHeld returned.
+func (g *Grant) Release(ctx context.Context) error {
+	err := g.s.release(ctx, g.Token)
+	g.cancel()
+	g.wg.Wait()
+	return err
+}
+
+func (s *Semaphore) release(ctx context.Context, token int64) error {
+	gk := s.keys.grant(s.id)
+	resp, err := s.cli.Txn(ctx).
+		If(clientv3.Compare(clientv3.CreateRevision(gk), "=", token)).
+		Then(clientv3.OpDelete(gk), clientv3.OpDelete(s.keys.occ(s.id)), clientv3.OpDelete(s.keys.quar(s.id))).
+		Commit()
+	if err != nil {
+		return err
+	}
+	if resp.Succeeded {
+		return nil
+	}
+	return s.releaseQuarantined(ctx)
+}
+
+// releaseQuarantined frees this session's slot whose grant was lost. The
+// head waiter may be moving the slot into quarantine at the same moment,
+// so it reads and tries again until the slot is freed or is not ours.
+func (s *Semaphore) releaseQuarantined(ctx context.Context) error {
+	gk, ok := s.keys.grant(s.id), s.keys.occ(s.id)
+	for {
+		resp, err := s.cli.Txn(ctx).Then(clientv3.OpGet(ok), clientv3.OpGet(gk)).Commit()
+		if err != nil {
+			return err
+		}
+		occ := resp.Responses[0].GetResponseRange().Kvs
+		grant := resp.Responses[1].GetResponseRange().Kvs
+		if len(occ) == 0 || len(grant) != 0 {
+			return ErrNotHeld // freed already, or held again under a new grant
+		}
+		rec, err := decodeRecord(occ[0])
+		if err != nil {
+			return err
+		}
+		if rec.Lease != int64(s.session.Lease()) {
+			return ErrNotHeld // quarantined, but from another session of this ID
+		}
+		resp, err = s.cli.Txn(ctx).
+			If(
+				clientv3.Compare(clientv3.ModRevision(ok), "=", occ[0].ModRevision),
+				clientv3.Compare(clientv3.CreateRevision(gk), "=", 0),
+			).
+			Then(clientv3.OpDelete(ok), clientv3.OpDelete(s.keys.quar(s.id))).
+			Commit()
+		if err != nil {
+			return err
+		}
+		if resp.Succeeded {
+			return nil
+		}
+	}
+}
+
+// Release releases the slot this holder ID holds, whichever call acquired
+// it; see Grant.Release. It returns ErrNotHeld if it holds none.
+func (s *Semaphore) Release(ctx context.Context) error {
+	resp, err := s.cli.Get(ctx, s.keys.grant(s.id))
+	if err != nil {
+		return err
+	}
+	token := int64(-1) // matches no grant: only a quarantined slot of this session is freed
+	if len(resp.Kvs) == 1 {
+		token = resp.Kvs[0].CreateRevision
+	}
+	return s.release(ctx, token)
+}
