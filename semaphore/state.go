@@ -68,7 +68,7 @@ type state struct {
 	// The reader's own queue entry and its place in the queue; zero when
 	// the read was not made for a queued participant.
 	queueRev int64
-	ahead    int    // waiters with an older queue entry, counted up to a cap
+	ahead    int // waiters with an older queue entry, counted up to a cap
 	// aheadCapped: the count hit its cap, more waiters may be ahead.
 	aheadCapped bool
 	pred        string // the queue key just before the reader's, if any
