@@ -1,5 +1,6 @@
 // Command coordctl talks to coordd (or any etcd v3 endpoint): get, put,
-// del, watch and status, for those who do not have etcdctl.
+// del, watch and status, for those who do not have etcdctl; and the
+// coordination primitives: lock and sem (semaphores).
 package main
 
 import (
@@ -12,6 +13,7 @@ import (
 	"os"
 	"os/signal"
 	"strings"
+	"syscall"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -20,27 +22,47 @@ import (
 
 const usage = `usage: coordctl [--endpoints host:port,...] [-w simple|json] COMMAND
 
+Endpoints default to $COORD_ENDPOINTS, else 127.0.0.1:2379.
+
 commands:
   get KEY [--prefix] [--rev N]     print keys and values
   put KEY VALUE                    write a key
   del KEY [--prefix]               delete keys, print how many
   watch KEY [--prefix] [--rev N]   print changes until interrupted
   status                           print each endpoint's member, leader, revision
+
+  lock [-n N] [--ttl S] [--id ID] [--kill-after D] NAME -- COMMAND [ARGS...]
+                                   run COMMAND holding one of N slots of semaphore
+                                   NAME; COMMAND gets COORD_LOCK_TOKEN and
+                                   COORD_LOCK_HOLDER, and SIGTERM if the slot is lost;
+                                   exits with COMMAND's exit code
+  sem status NAME                  limit, holders (age, token), waiters in order
+  sem set-limit NAME N             change the number of slots (0 admits nobody)
+  sem release NAME HOLDER          force-release a holder's slot (no quarantine)
 `
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, os.Args[1:], os.Stdout); err != nil {
+	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	var code exitCode
+	switch {
+	case errors.As(err, &code):
+		os.Exit(int(code))
+	case err != nil:
 		fmt.Fprintln(os.Stderr, "coordctl:", err)
 		os.Exit(1)
 	}
 }
 
-func run(ctx context.Context, args []string, out io.Writer) error {
+func run(ctx context.Context, args []string, out, errOut io.Writer) error {
 	fs := flag.NewFlagSet("coordctl", flag.ContinueOnError)
 	fs.Usage = func() { fmt.Fprint(fs.Output(), usage) }
-	endpoints := fs.String("endpoints", "127.0.0.1:2379", "comma-separated client endpoints")
+	defaultEndpoints := "127.0.0.1:2379"
+	if env := os.Getenv("COORD_ENDPOINTS"); env != "" {
+		defaultEndpoints = env
+	}
+	endpoints := fs.String("endpoints", defaultEndpoints, "comma-separated client endpoints (also $COORD_ENDPOINTS)")
 	format := fs.String("w", "simple", "output format: simple or json")
 	timeout := fs.Duration("command-timeout", 5*time.Second, "timeout of one request")
 	if err := fs.Parse(args); err != nil {
@@ -58,7 +80,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 		return err
 	}
 	defer cli.Close()
-	c := &ctl{cli: cli, out: out, json: *format == "json", timeout: *timeout}
+	c := &ctl{cli: cli, out: out, errOut: errOut, json: *format == "json", timeout: *timeout}
 	cmd, rest := fs.Arg(0), fs.Args()[1:]
 	switch cmd {
 	case "get":
@@ -71,6 +93,10 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 		return c.watch(ctx, rest)
 	case "status":
 		return c.status(ctx, strings.Split(*endpoints, ","))
+	case "lock":
+		return c.lock(ctx, rest)
+	case "sem":
+		return c.sem(ctx, rest)
 	}
 	return fmt.Errorf("unknown command %q (see coordctl -h)", cmd)
 }
@@ -78,6 +104,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 type ctl struct {
 	cli     *clientv3.Client
 	out     io.Writer
+	errOut  io.Writer // progress and warnings, so that out stays parseable
 	json    bool
 	timeout time.Duration
 }

@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
+	"io"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -12,6 +14,12 @@ import (
 )
 
 func TestMain(m *testing.M) {
+	// Tests that need coordctl as a separate process (to kill it) run this
+	// test binary with COORDCTL_MAIN=1.
+	if os.Getenv("COORDCTL_MAIN") == "1" {
+		main()
+		os.Exit(0)
+	}
 	goleak.VerifyTestMain(m, goleak.IgnoreTopFunction("github.com/hashicorp/memberlist.(*Memberlist).probeNode"))
 }
 
@@ -20,7 +28,7 @@ func runCtl(t *testing.T, d time.Duration, ep string, args ...string) (string, e
 	var out bytes.Buffer
 	ctx, cancel := context.WithTimeout(context.Background(), d)
 	defer cancel()
-	err := run(ctx, append([]string{"--endpoints", ep}, args...), &out)
+	err := run(ctx, append([]string{"--endpoints", ep}, args...), &out, io.Discard)
 	return out.String(), err
 }
 
