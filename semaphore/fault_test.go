@@ -11,6 +11,7 @@ import (
 
 	"github.com/coordhq/coord/coord/coordtest"
 	"github.com/coordhq/coord/semaphore"
+	"github.com/coordhq/coord/semaphore/semaphoretest"
 	"go.etcd.io/etcd/api/v3/mvccpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/client/v3/concurrency"
@@ -203,7 +204,7 @@ func replayPeak(t *testing.T, cli *clientv3.Client, name string) int {
 // holder needs to notice. The cluster also loses its leader meanwhile.
 func TestPartitionedHolderStopsBeforeNextGrant(t *testing.T) {
 	c := coordtest.StartCluster(t, 3)
-	ctx := ctxT(t, 60*time.Second)
+	ctx := semaphoretest.Ctx(t, 60*time.Second)
 
 	proxy := coordtest.NewProxy(t, c.Follower().Endpoint())
 	hcli, err := clientv3.New(clientv3.Config{Endpoints: []string{proxy.Addr()}, DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
@@ -235,9 +236,9 @@ func TestPartitionedHolderStopsBeforeNextGrant(t *testing.T) {
 	if other == nil {
 		other = c.Follower()
 	}
-	w := newParticipantTTL(t, other, "part", 2)
-	wc := acquireAsync(ctx, w)
-	waitWaiters(t, w.cli, "part", 1)
+	w := semaphoretest.NewParticipantTTL(t, memberEnv(other), "part", 2)
+	wc := semaphoretest.AcquireAsync(ctx, w)
+	semaphoretest.WaitWaiters(t, w.Cli, "part", 1)
 
 	proxy.Cut(true)
 	cutAt := time.Now()
@@ -249,7 +250,7 @@ func TestPartitionedHolderStopsBeforeNextGrant(t *testing.T) {
 	case <-time.After(20 * time.Second):
 		t.Fatal("cut-off holder never learned that its grant is lost")
 	}
-	gw := get(t, wc, "waiter on the other side")
+	gw := semaphoretest.Await(t, wc, "waiter on the other side")
 	granted := time.Now()
 	if !holderStopped.Before(granted) {
 		t.Fatalf("waiter granted at %v, before the cut-off holder stopped at %v", granted, holderStopped)
