@@ -3,7 +3,6 @@ package semaphore_test
 import (
 	"context"
 	"fmt"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -12,190 +11,131 @@ import (
 	"github.com/coordhq/coord/coord/coordtest"
 	"github.com/coordhq/coord/semaphore"
 	"github.com/coordhq/coord/semaphore/semaphoretest"
-	"go.etcd.io/etcd/api/v3/mvccpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/client/v3/concurrency"
 	"go.uber.org/zap"
 )
 
-// TestNeverOverAdmitsUnderFaults: contenders on a three-member cluster take
-// and release slots of a 2-slot semaphore while holders crash (their client
-// vanishes without releasing) and the raft leader is killed and restarted.
-// At no revision of the store are more than 2 slots taken, no two grants
-// share a token, and holders that stop when their grant says so never
-// overlap beyond the limit.
+// TestNeverOverAdmitsUnderFaults: 50 contenders on a three-member cluster
+// take and release slots of a 3-slot semaphore while holders' sessions are
+// killed (the client stops keep-alives with the slot held, as a dead process
+// would), a member is partitioned from the others, and the leader is killed
+// and restarted. Then: (a) at no moment did more than 3 contenders believe
+// they held a slot; (b) at its grant revision every grant's slot ranked
+// among the first 3 taken slots, replaying the store's history; (c) tokens
+// increase in grant order.
 func TestNeverOverAdmitsUnderFaults(t *testing.T) {
-	const limit, contenders, grantsWanted = 2, 6, 40
+	const limit, contenders, grantsWanted = 3, 50, 120
 	c := coordtest.StartCluster(t, 3)
-	var endpoints []string
-	for _, m := range c.Members {
-		endpoints = append(endpoints, m.Endpoint())
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
 	defer cancel()
 
-	var (
-		inflight, maxInflight atomic.Int64
-		grants, crashes       atomic.Int64
-		mu                    sync.Mutex
-		tokens                = map[int64]string{}
-	)
-	hold := func(id string, g *semaphore.Grant) {
-		n := inflight.Add(1)
-		for {
-			m := maxInflight.Load()
-			if n <= m || maxInflight.CompareAndSwap(m, n) {
-				break
-			}
-		}
-		mu.Lock()
-		if prev, dup := tokens[g.Token]; dup {
-			t.Errorf("token %d granted to %s and %s", g.Token, prev, id)
-		}
-		tokens[g.Token] = id
-		mu.Unlock()
-		select { // work, or stop at once when the grant is lost
-		case <-time.After(30 * time.Millisecond):
-		case <-g.Done():
-		}
-		inflight.Add(-1)
-	}
-
+	var rec semaphoretest.Recorder
+	var grants, kills atomic.Int64
 	var wg sync.WaitGroup
 	for i := range contenders {
+		m := c.Members[i%len(c.Members)] // each contender talks to one member
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			id := fmt.Sprintf("c%d", i)
+			cli, err := clientv3.New(clientv3.Config{Endpoints: []string{m.Endpoint()}, DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			defer cli.Close()
 			for round := 0; ctx.Err() == nil && grants.Load() < grantsWanted; round++ {
-				cli, err := clientv3.New(clientv3.Config{Endpoints: endpoints, DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
-				if err != nil {
-					t.Error(err)
-					return
+				id := fmt.Sprintf("c%02d-%d", i, round)
+				h, killed, ok := contendOnce(ctx, cli, id, limit, func() bool { return grants.Add(1)%10 == 0 })
+				if ok {
+					rec.Add(h)
 				}
-				crashed := contend(ctx, cli, id, func(g *semaphore.Grant) bool {
-					hold(id, g)
-					// Every fifth grant, the holder "crashes": its client goes
-					// away with the slot held, the lease expires later.
-					return grants.Add(1)%5 == 0
-				})
-				if crashed {
-					crashes.Add(1)
+				if killed {
+					kills.Add(1)
 				}
-				cli.Close()
 			}
 		}()
 	}
 
-	// Kill the leader while the contenders run, then bring it back.
-	deadline := time.Now().Add(30 * time.Second)
-	for grants.Load() < grantsWanted/3 && time.Now().Before(deadline) {
-		time.Sleep(20 * time.Millisecond)
+	waitGrants := func(n int64) {
+		deadline := time.Now().Add(60 * time.Second)
+		for grants.Load() < n && time.Now().Before(deadline) {
+			time.Sleep(20 * time.Millisecond)
+		}
 	}
+	waitGrants(grantsWanted / 4)
+	cut := c.Follower()
+	cut.Isolate(true)
+	t.Logf("partitioned %s at %d grants", cut.Config.Name, grants.Load())
+	waitGrants(grantsWanted / 2)
+	cut.Isolate(false)
 	leader := c.Leader()
 	leader.Kill()
-	for grants.Load() < 2*grantsWanted/3 && time.Now().Before(deadline.Add(30*time.Second)) {
-		time.Sleep(20 * time.Millisecond)
-	}
+	t.Logf("killed leader %s at %d grants", leader.Config.Name, grants.Load())
+	waitGrants(3 * grantsWanted / 4)
 	leader.Start()
+	t.Logf("restarted %s at %d grants", leader.Config.Name, grants.Load())
+	waitGrants(grantsWanted)
+	cancel() // waiters still queued give up; holders finish their hold
 	wg.Wait()
 
-	if grants.Load() < grantsWanted {
-		t.Fatalf("only %d grants in time (want %d)", grants.Load(), grantsWanted)
+	holds := rec.Holds()
+	if len(holds) < grantsWanted {
+		t.Fatalf("only %d grants in time (want %d)", len(holds), grantsWanted)
 	}
-	if m := maxInflight.Load(); m > limit {
-		t.Fatalf("%d holders at once, limit %d", m, limit)
+	if kills.Load() == 0 {
+		t.Fatal("no holder's session was killed: lease expiry went untested")
 	}
-	if crashes.Load() == 0 {
-		t.Fatal("no holder crashed: the test did not test lease expiry")
-	}
+	peak := semaphoretest.CheckOverlap(t, holds, limit)
+	semaphoretest.CheckTokenOrder(t, holds)
 	cli := c.Leader().Client()
 	defer cli.Close()
-	peak := replayPeak(t, cli, "faults")
-	t.Logf("%d grants, %d crashed holders, peak %d in process, peak %d slots in the store", grants.Load(), crashes.Load(), maxInflight.Load(), peak)
-	if peak > limit {
-		t.Fatalf("the store had %d slots taken at once, limit %d", peak, limit)
-	}
+	semaphoretest.CheckRanks(t, cli, semaphore.DefaultPrefix+"faults/o/", holds, limit)
+	t.Logf("%d grants, %d killed sessions, at most %d holders at once", len(holds), kills.Load(), peak)
 }
 
-// contend acquires once with a fresh session and calls hold; if hold
-// reports a crash, the session is abandoned with the slot held.
-func contend(ctx context.Context, cli *clientv3.Client, id string, hold func(*semaphore.Grant) (crash bool)) (crashed bool) {
+// contendOnce acquires one slot with a fresh session, holds it briefly and
+// releases it, or, when kill says so, kills the session with the slot held.
+// It reports the hold as the holder saw it.
+func contendOnce(ctx context.Context, cli *clientv3.Client, id string, limit int, kill func() bool) (h semaphoretest.Hold, killed, ok bool) {
 	sess, err := concurrency.NewSession(cli, concurrency.WithTTL(2), concurrency.WithContext(ctx))
 	if err != nil {
-		return false
+		return h, false, false
 	}
-	s, err := semaphore.New(sess, "faults", semaphore.WithLimit(2), semaphore.WithHolderID(fmt.Sprintf("%s-%x", id, sess.Lease())))
+	killed = false
+	defer func() {
+		if !killed {
+			sess.Close() // a killed session is left to expire, not revoked
+		}
+	}()
+	s, err := semaphore.New(sess, "faults", semaphore.WithLimit(limit), semaphore.WithHolderID(id))
 	if err != nil {
-		sess.Close()
-		return false
+		return h, false, false
 	}
 	actx, cancel := context.WithTimeout(ctx, 20*time.Second)
 	defer cancel()
+	h = semaphoretest.Hold{Holder: id, Key: semaphore.DefaultPrefix + "faults/o/" + id, Asked: time.Now()}
 	g, err := s.Acquire(actx)
 	if err != nil {
-		sess.Close()
-		return false
+		return h, false, false
 	}
-	if hold(g) {
-		sess.Orphan() // stop keep-alives; the lease expires as a dead process's would
-		cli.Close()
-		<-g.Done()
-		return true
+	h.Start, h.Token = time.Now(), g.Token
+	if kill() {
+		// Dead: no more keep-alives, no release. The lease expires.
+		h.End = time.Now()
+		sess.Orphan()
+		killed = true
+		return h, true, true
 	}
+	select { // work, or stop at once when told the slot is lost
+	case <-time.After(100 * time.Millisecond):
+	case <-g.Done():
+	}
+	h.End = time.Now() // from here on the holder does nothing under the slot
 	rctx, rcancel := context.WithTimeout(ctx, 5*time.Second)
 	g.Release(rctx)
 	rcancel()
-	sess.Close()
-	return false
-}
-
-// replayPeak reads every event of the semaphore since revision 1 and
-// returns the most slots (occupancy keys) that existed at one revision.
-func replayPeak(t *testing.T, cli *clientv3.Client, name string) int {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	pfx := semaphore.DefaultPrefix + name + "/"
-	end := pfx + "~replay-end" // outside every range the semaphore uses
-	if _, err := cli.Put(ctx, end, ""); err != nil {
-		t.Fatal(err)
-	}
-	occPrefix := pfx + "o/"
-	wch := cli.Watch(ctx, pfx, clientv3.WithPrefix(), clientv3.WithRev(1))
-	taken := map[string]bool{}
-	peak, events := 0, 0
-	for wr := range wch {
-		if err := wr.Err(); err != nil {
-			t.Fatal(err)
-		}
-		for i, ev := range wr.Events {
-			if string(ev.Kv.Key) == end {
-				wch = nil
-				break
-			}
-			if key, ok := strings.CutPrefix(string(ev.Kv.Key), occPrefix); ok {
-				if ev.Type == mvccpb.PUT {
-					taken[key] = true
-				} else {
-					delete(taken, key)
-				}
-				events++
-			}
-			// All events of one revision come in one response: count
-			// after the last of them.
-			if i == len(wr.Events)-1 || wr.Events[i+1].Kv.ModRevision != ev.Kv.ModRevision {
-				peak = max(peak, len(taken))
-			}
-		}
-		if wch == nil {
-			break
-		}
-	}
-	if events == 0 {
-		t.Fatal("no events replayed")
-	}
-	return peak
+	return h, false, true
 }
 
 // TestPartitionedHolderStopsBeforeNextGrant: a holder cut off from the

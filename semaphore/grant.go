@@ -3,6 +3,7 @@ package semaphore
 import (
 	"context"
 	"sync"
+	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
@@ -49,8 +50,16 @@ func (g *Grant) watch(rev int64) {
 			return
 		}
 		// The watch ended without a verdict (compaction, a broken stream):
-		// look at the key itself, then watch again from there.
-		resp, err := g.s.cli.Get(g.ctx, g.key)
+		// look at the key itself, then watch again from there. The read is
+		// bounded, so that a lost session is noticed on the next pass.
+		select {
+		case <-g.s.session.Done():
+			return
+		default:
+		}
+		gctx, gcancel := context.WithTimeout(g.ctx, 5*time.Second)
+		resp, err := g.s.cli.Get(gctx, g.key)
+		gcancel()
 		switch {
 		case g.ctx.Err() != nil:
 			return
