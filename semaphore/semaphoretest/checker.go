@@ -17,8 +17,8 @@ type Hold struct {
 	Holder string
 	// Key is the key that ranks the grant in the store (the semaphore's
 	// occupancy key, the election's candidate key).
-	Key   string
-	Token int64
+	Key               string
+	Token             int64
 	Asked, Start, End time.Time
 }
 
@@ -164,4 +164,3 @@ func CheckRanks(t *testing.T, cli *clientv3.Client, prefix string, holds []Hold,
 	}
 	t.Fatal("history replay ended before its end marker")
 }
-
