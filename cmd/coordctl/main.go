@@ -39,6 +39,13 @@ commands:
   sem status NAME                  limit, holders (age, token), waiters in order
   sem set-limit NAME N             change the number of slots (0 admits nobody)
   sem release NAME HOLDER          force-release a holder's slot (no quarantine)
+
+  checkpoint save JOB [FILE|-]     save FILE (default stdin) as JOB's newest checkpoint
+  checkpoint load JOB [-o FILE]    write JOB's newest valid checkpoint to stdout or FILE;
+                                   exit 3: newer checkpoints are corrupt, an older one
+                                   was written; exit 4: JOB has no checkpoint
+  checkpoint list JOB              sequence, size, time and checksum of each checkpoint
+  checkpoint delete JOB            delete all of JOB's checkpoints
 `
 
 func main() {
@@ -97,6 +104,8 @@ func run(ctx context.Context, args []string, out, errOut io.Writer) error {
 		return c.lock(ctx, rest)
 	case "sem":
 		return c.sem(ctx, rest)
+	case "checkpoint":
+		return c.checkpoint(ctx, rest, os.Stdin)
 	}
 	return fmt.Errorf("unknown command %q (see coordctl -h)", cmd)
 }
