@@ -1,6 +1,6 @@
 // Command coordctl talks to coordd (or any etcd v3 endpoint): get, put,
 // del, watch and status, for those who do not have etcdctl; and the
-// coordination primitives: lock and sem (semaphores).
+// coordination primitives: lock and sem (semaphores), elect, checkpoint.
 package main
 
 import (
@@ -39,6 +39,11 @@ commands:
   sem status NAME                  limit, holders (age, token), waiters in order
   sem set-limit NAME N             change the number of slots (0 admits nobody)
   sem release NAME HOLDER          force-release a holder's slot (no quarantine)
+
+  elect [--ttl S] NAME VALUE       campaign in election NAME; print VALUE once elected,
+                                   lead until interrupted (then resign)
+  elect --observe NAME             print the leader's value at each change, "<none>"
+                                   when there is no leader
 
   checkpoint save JOB [FILE|-]     save FILE (default stdin) as JOB's newest checkpoint
   checkpoint load JOB [-o FILE]    write JOB's newest valid checkpoint to stdout or FILE;
@@ -106,6 +111,8 @@ func run(ctx context.Context, args []string, out, errOut io.Writer) error {
 		return c.sem(ctx, rest)
 	case "checkpoint":
 		return c.checkpoint(ctx, rest, os.Stdin)
+	case "elect":
+		return c.elect(ctx, rest)
 	}
 	return fmt.Errorf("unknown command %q (see coordctl -h)", cmd)
 }
