@@ -133,7 +133,8 @@ func (s *Semaphore) admitStep(ctx context.Context, queueRev int64, wait bool) (_
 	}
 	if g := st.grants[s.id]; g != nil && st.slot(s.id) != nil {
 		// Re-entrant: this holder ID holds a slot already.
-		return s.existingGrant(st, queueRev), true, nil
+		g, err := s.existingGrant(ctx, st, queueRev)
+		return g, g != nil || !retryable(err), err
 	}
 	if st.queueRev != queueRev {
 		return nil, true, ErrSessionLost
@@ -245,7 +246,7 @@ func (s *Semaphore) take(ctx context.Context, st *state, queueRev int64) (*Grant
 	}
 	// The token is the revision of this txn, the grant key's create
 	// revision (the txn cannot write its own revision into a value).
-	return s.newGrant(resp.Header.Revision, resp.Header.Revision), nil
+	return s.newGrant(ctx, resp.Header.Revision, resp.Header.Revision, s.session.Lease())
 }
 
 // adopt gives this holder back its own quarantined slot: its previous
@@ -276,15 +277,15 @@ func (s *Semaphore) adopt(ctx context.Context, sl *slot, queueRev int64) (*Grant
 	if !resp.Succeeded {
 		return nil, nil
 	}
-	return s.newGrant(resp.Header.Revision, resp.Header.Revision), nil
+	return s.newGrant(ctx, resp.Header.Revision, resp.Header.Revision, s.session.Lease())
 }
 
 // existingGrant returns the grant this holder ID holds already, and leaves
 // the queue entry this call made.
-func (s *Semaphore) existingGrant(st *state, queueRev int64) *Grant {
+func (s *Semaphore) existingGrant(ctx context.Context, st *state, queueRev int64) (*Grant, error) {
 	s.dequeue(queueRev)
 	g := st.grants[s.id]
-	return s.newGrant(g.CreateRevision, st.rev)
+	return s.newGrant(ctx, g.CreateRevision, st.rev, clientv3.LeaseID(g.Lease))
 }
 
 func (s *Semaphore) holderRecord() record {

@@ -2,9 +2,11 @@ package semaphore
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"time"
 
+	"github.com/coordhq/coord/internal/leasecheck"
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
@@ -25,26 +27,61 @@ type Grant struct {
 	wg     sync.WaitGroup
 }
 
-// newGrant starts watching the grant key from rev+1: its deletion (release,
-// force-release, expiry) or the session's loss ends the grant.
-func (s *Semaphore) newGrant(token, rev int64) *Grant {
-	ctx, cancel := context.WithCancel(context.Background())
-	g := &Grant{Token: token, HolderID: s.id, s: s, key: s.keys.grant(s.id), ctx: ctx, cancel: cancel}
+// newGrant proves the grant's lease alive and starts watching the grant
+// key from rev+1: its deletion (release, force-release, expiry), the
+// session's loss, or the lease's proven deadline passing ends the grant.
+//
+// The lease check (one keep-alive now, then every third of the TTL) is
+// what makes "told before anyone else can be granted" hold even when this
+// process is cut off: it counts the TTL from when its keep-alive was sent,
+// as the server does, not from when the answer came. A grant held under
+// another session's lease (the same holder ID in another process) is not
+// renewed from here; its key and this session are watched.
+func (s *Semaphore) newGrant(ctx context.Context, token, rev int64, lease clientv3.LeaseID) (*Grant, error) {
+	gctx, cancel := context.WithCancel(context.Background())
+	g := &Grant{Token: token, HolderID: s.id, s: s, key: s.keys.grant(s.id), ctx: gctx, cancel: cancel}
+	var expired <-chan struct{}
+	if lease == s.session.Lease() {
+		lctx, lcancel := context.WithCancel(gctx)
+		lost, err := leasecheck.Start(lctx, s.cli, lease)
+		if err != nil {
+			lcancel()
+			cancel()
+			if errors.Is(err, leasecheck.ErrLeaseGone) {
+				// Granted, but the lease went before it could be proven:
+				// free the slot rather than leave it quarantined.
+				s.release(ctx, token)
+				return nil, ErrSessionLost
+			}
+			return nil, err
+		}
+		expired = lost
+		g.wg.Add(1)
+		go func() {
+			defer g.wg.Done()
+			defer lcancel()
+			select {
+			case <-lost:
+				cancel()
+			case <-gctx.Done():
+			}
+		}()
+	}
 	g.wg.Add(1)
 	go func() {
 		defer g.wg.Done()
 		defer cancel()
-		g.watch(rev)
+		g.watch(rev, expired)
 	}()
-	return g
+	return g, nil
 }
 
 // watch returns when the grant is lost or cancelled.
-func (g *Grant) watch(rev int64) {
+func (g *Grant) watch(rev int64, expired <-chan struct{}) {
 	for {
 		wctx, wcancel := context.WithCancel(g.ctx)
 		wch := g.s.cli.Watch(wctx, g.key, clientv3.WithRev(rev+1))
-		lost, next := g.follow(wch)
+		lost, next := g.follow(wch, expired)
 		wcancel()
 		if lost || g.ctx.Err() != nil {
 			return
@@ -78,10 +115,12 @@ func (g *Grant) watch(rev int64) {
 
 // follow consumes watch responses; it reports whether the grant is lost,
 // and otherwise the revision it has seen up to.
-func (g *Grant) follow(wch clientv3.WatchChan) (lost bool, seen int64) {
+func (g *Grant) follow(wch clientv3.WatchChan, expired <-chan struct{}) (lost bool, seen int64) {
 	for {
 		select {
 		case <-g.s.session.Done():
+			return true, seen
+		case <-expired:
 			return true, seen
 		case wr, ok := <-wch:
 			if !ok || wr.Canceled || wr.CompactRevision != 0 {
