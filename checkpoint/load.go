@@ -67,9 +67,6 @@ func (s *Store) load(ctx context.Context, k keys) (*Checkpoint, error) {
 		return nil, ErrNotFound
 	}
 	rev := resp.Header.Revision
-	if s.hooks.beforeChunks != nil {
-		s.hooks.beforeChunks()
-	}
 	var skipped []error
 	for _, kv := range resp.Kvs {
 		seq, ok := k.seqOf(kv.Key)

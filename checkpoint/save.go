@@ -102,13 +102,11 @@ func (w *writer) save(ctx context.Context) (Info, error) {
 		return Info{}, fmt.Errorf("seq %d: claim: %w", w.seq, err)
 	}
 	w.token = resp.Header.Revision
-	w.afterChunk(0)
 	for i := 1; i < w.man.Chunks; i++ {
 		put := clientv3.OpPut(w.k.chunk(w.seq, i), string(w.chunkData(i)))
 		if _, err := w.txn(ctx, w.cmps(w.mine()), []clientv3.Op{put}); err != nil {
 			return Info{}, fmt.Errorf("seq %d: chunk %d: %w", w.seq, i, err)
 		}
-		w.afterChunk(i)
 	}
 	resp, err = w.txn(ctx, w.cmps(w.free(), w.mine()), w.publishOps())
 	if err != nil {
@@ -222,10 +220,4 @@ func (w *writer) txn(ctx context.Context, cmps []clientv3.Cmp, ops []clientv3.Op
 		return nil, ErrGuardFailed
 	}
 	return nil, ErrConflict
-}
-
-func (w *writer) afterChunk(i int) {
-	if w.s.hooks.afterChunk != nil {
-		w.s.hooks.afterChunk(w.seq, i)
-	}
 }

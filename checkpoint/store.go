@@ -60,14 +60,6 @@ type Store struct {
 	keep      int
 	chunkSize int
 	now       func() time.Time
-	hooks     hooks
-}
-
-// hooks let the package's tests stop a Save or a Load at the points that
-// matter; nil in production.
-type hooks struct {
-	afterChunk   func(seq int64, i int) // Save wrote chunk i (chunk 0: the claim)
-	beforeChunks func()                 // Load read the manifests, not yet the chunks
 }
 
 // Option configures a Store.
