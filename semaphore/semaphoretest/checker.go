@@ -17,9 +17,20 @@ type Hold struct {
 	Holder string
 	// Key is the key that ranks the grant in the store (the semaphore's
 	// occupancy key, the election's candidate key).
-	Key               string
-	Token             int64
+	Key   string
+	Token int64
+	// Rev is the revision at which the grant was made; 0 means Token
+	// (a semaphore grant's token is its revision; a leadership's is the
+	// revision its candidate key was created at).
+	Rev               int64
 	Asked, Start, End time.Time
+}
+
+func (h Hold) rev() int64 {
+	if h.Rev != 0 {
+		return h.Rev
+	}
+	return h.Token
 }
 
 // Recorder collects holds from concurrent contenders.
@@ -106,31 +117,51 @@ func CheckTokenOrder(t *testing.T, holds []Hold) {
 }
 
 // CheckRanks replays every event under prefix from revision 1 and fails the
-// test unless, at the revision of each hold's token, the hold's key exists
-// and ranks among the first n live keys under prefix by create revision.
+// test unless, at the revision of each grant, the hold's key exists and
+// ranks among the first n live keys under prefix by create revision.
 func CheckRanks(t *testing.T, cli *clientv3.Client, prefix string, holds []Hold, n int) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	at := map[int64][]Hold{}
-	for _, h := range holds {
-		at[h.Token] = append(at[h.Token], h)
-	}
+	// Holds in grant-revision order; each is checked against the state
+	// after every event up to its revision and none after.
+	pending := append([]Hold(nil), holds...)
+	sort.Slice(pending, func(i, j int) bool { return pending[i].rev() < pending[j].rev() })
 	end := prefix + "\xff~replay-end"
 	if _, err := cli.Put(ctx, end, ""); err != nil {
 		t.Fatal(err)
 	}
-	live := map[string]int64{} // key -> create revision
-	checked := 0
+	live := map[string]int64{}     // key -> create revision
+	checkUpTo := func(rev int64) { // check holds granted at revisions below rev
+		for len(pending) > 0 && pending[0].rev() < rev {
+			h := pending[0]
+			pending = pending[1:]
+			create, ok := live[h.Key]
+			if !ok {
+				t.Errorf("%s's key %s does not exist at its grant revision %d", h.Holder, h.Key, h.rev())
+				continue
+			}
+			rank := 0
+			for k, c := range live {
+				if c < create || (c == create && k < h.Key) {
+					rank++
+				}
+			}
+			if rank >= n {
+				t.Errorf("%s's key %s ranks %d among %d live keys at revision %d, limit %d", h.Holder, h.Key, rank, len(live), h.rev(), n)
+			}
+		}
+	}
 	for wr := range cli.Watch(ctx, prefix, clientv3.WithPrefix(), clientv3.WithRev(1)) {
 		if err := wr.Err(); err != nil {
 			t.Fatal(err)
 		}
-		for i, ev := range wr.Events {
+		for _, ev := range wr.Events {
+			checkUpTo(ev.Kv.ModRevision)
 			key := string(ev.Kv.Key)
 			if key == end {
-				if checked != len(holds) {
-					t.Errorf("checked %d of %d holds against the history", checked, len(holds))
+				if len(pending) > 0 {
+					t.Errorf("%d holds have grant revisions after the history's end", len(pending))
 				}
 				return
 			}
@@ -138,27 +169,6 @@ func CheckRanks(t *testing.T, cli *clientv3.Client, prefix string, holds []Hold,
 				live[key] = ev.Kv.CreateRevision
 			} else {
 				delete(live, key)
-			}
-			rev := ev.Kv.ModRevision
-			if i < len(wr.Events)-1 && wr.Events[i+1].Kv.ModRevision == rev {
-				continue // the revision's last event comes next
-			}
-			for _, h := range at[rev] {
-				checked++
-				create, ok := live[h.Key]
-				if !ok {
-					t.Errorf("%s's key %s does not exist at its grant revision %d", h.Holder, h.Key, rev)
-					continue
-				}
-				rank := 0
-				for k, c := range live {
-					if c < create || (c == create && k < h.Key) {
-						rank++
-					}
-				}
-				if rank >= n {
-					t.Errorf("%s's key %s ranks %d among %d live keys at revision %d, limit %d", h.Holder, h.Key, rank, len(live), rev, n)
-				}
 			}
 		}
 	}
