@@ -132,7 +132,14 @@ func (e *Election) wait(ctx context.Context, key string, token int64) (*Leadersh
 		}
 		before := resp.Responses[0].GetResponseRange().Kvs
 		if len(before) == 0 {
-			return e.newLeadership(key, token, rev), nil
+			l, err := e.newLeadership(ctx, key, token, rev)
+			if err != nil && transient(err) {
+				if err := b.wait(ctx, e.session.Done()); err != nil {
+					return nil, err
+				}
+				continue
+			}
+			return l, err
 		}
 		woken, err := e.waitDelete(ctx, string(before[0].Key), key, token, rev)
 		if err != nil {

@@ -2,7 +2,11 @@ package election
 
 import (
 	"context"
+	"errors"
 	"sync"
+	"time"
+
+	"github.com/coordhq/coord/internal/leasecheck"
 
 	"go.etcd.io/etcd/api/v3/mvccpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -19,6 +23,9 @@ type Leadership struct {
 	Token int64
 	// Key is the leader key, bound to the session's lease.
 	Key string
+	// Revision is the store revision at which the key was seen to lead:
+	// it existed and no candidate key was older.
+	Revision int64
 
 	e      *Election
 	ctx    context.Context
@@ -36,18 +43,43 @@ func FromContext(ctx context.Context) (*Leadership, bool) {
 	return l, ok
 }
 
-// newLeadership starts watching the leader key from rev+1, the revision
-// after the read that elected it.
-func (e *Election) newLeadership(key string, token, rev int64) *Leadership {
-	l := &Leadership{Token: token, Key: key, e: e}
+// newLeadership proves the session's lease alive and starts watching the
+// leader key from rev+1, the revision after the read that elected it.
+//
+// The lease check (one keep-alive now, then every third of the TTL) tells
+// a leader that is cut off from the cluster of its loss before the server
+// can expire its lease and elect another: it counts the TTL from when its
+// keep-alive was sent, as the server does, where the etcd client counts
+// from the answer.
+func (e *Election) newLeadership(ctx context.Context, key string, token, rev int64) (*Leadership, error) {
+	l := &Leadership{Token: token, Key: key, Revision: rev, e: e}
 	l.ctx, l.cancel = context.WithCancel(context.WithValue(context.Background(), leadershipKey{}, l))
-	l.wg.Add(1)
+	lctx, lcancel := context.WithCancel(l.ctx)
+	expired, err := leasecheck.Start(lctx, e.cli, e.session.Lease())
+	if err != nil {
+		lcancel()
+		l.cancel()
+		if errors.Is(err, leasecheck.ErrLeaseGone) {
+			return nil, ErrSessionLost
+		}
+		return nil, err
+	}
+	l.wg.Add(2)
+	go func() {
+		defer l.wg.Done()
+		defer lcancel()
+		select {
+		case <-expired:
+			l.cancel()
+		case <-l.ctx.Done():
+		}
+	}()
 	go func() {
 		defer l.wg.Done()
 		defer l.cancel()
 		l.watch(rev)
 	}()
-	return l
+	return l, nil
 }
 
 // watch returns when the leadership is lost, resigned, or can no longer be
@@ -66,8 +98,16 @@ func (l *Leadership) watch(rev int64) {
 			b.reset()
 		}
 		// The watch ended without a verdict (compaction, a broken stream,
-		// a member without raft leader): look at the key itself.
-		resp, err := l.e.cli.Get(l.ctx, l.Key)
+		// a member without raft leader): look at the key itself. The read
+		// is bounded, so that a lost session is noticed on the next pass.
+		select {
+		case <-l.e.session.Done():
+			return
+		default:
+		}
+		gctx, gcancel := context.WithTimeout(l.ctx, 5*time.Second)
+		resp, err := l.e.cli.Get(gctx, l.Key)
+		gcancel()
 		switch {
 		case l.ctx.Err() != nil:
 			return
