@@ -61,7 +61,8 @@ func GetStatus(ctx context.Context, cli *clientv3.Client, name string, opts ...O
 	if err := k.parseState(st, resp.Responses[0].GetResponseRange().Kvs); err != nil {
 		return nil, err
 	}
-	out := &Status{Name: name, Limit: st.limit, Exists: st.limitMod != 0, Revision: st.rev}
+	out := &Status{Name: name, Limit: st.limit, Exists: st.limitMod != 0, Revision: st.rev,
+		Holders: []Holder{}, Waiters: []Waiter{}} // empty, not null, in JSON
 	for _, sl := range st.slots {
 		h := Holder{ID: sl.id, Value: sl.rec.Value, Since: sl.rec.Since, Lease: sl.rec.Lease, Quarantined: !sl.live}
 		if sl.live {
