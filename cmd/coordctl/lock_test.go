@@ -174,3 +174,29 @@ func TestSemCommands(t *testing.T) {
 		}
 	}
 }
+
+// A command that ignores SIGTERM after its slot is lost is killed after
+// --kill-after; coordctl exits as a shell reports SIGKILL (137).
+func TestLockKillsStubbornCommand(t *testing.T) {
+	m := coordtest.StartSingle(t)
+	dir := t.TempDir()
+	started := filepath.Join(dir, "started")
+	done := make(chan error, 1)
+	go func() {
+		_, err := runCtl(t, 30*time.Second, m.Endpoint(), "lock", "--id", "stubborn", "--kill-after", "300ms", "jobs", "--",
+			"sh", "-c", `trap '' TERM; echo up > `+started+`; while :; do sleep 0.05; done`)
+		done <- err
+	}()
+	waitFile(t, started, 10*time.Second)
+	if _, err := runCtl(t, 10*time.Second, m.Endpoint(), "sem", "release", "jobs", "stubborn"); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-done:
+		if !isExit(err, 128+int(syscall.SIGKILL)) {
+			t.Fatalf("lock exit: %v, want 137 (SIGKILL)", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("stubborn command never killed")
+	}
+}
