@@ -233,7 +233,7 @@ func (s *Semaphore) take(ctx context.Context, st *state, queueRev int64) (*Grant
 			clientv3.Compare(clientv3.CreateRevision(gk), "=", 0),
 		).
 		Then(
-			clientv3.OpPut(gk, rec.encode(), clientv3.WithLease(s.session.Lease())),
+			clientv3.OpPut(gk, rec.encode(), s.grantLease()...),
 			clientv3.OpPut(ok, s.occRecord(rec, qs).encode()),
 			clientv3.OpDelete(q),
 		).
@@ -246,7 +246,7 @@ func (s *Semaphore) take(ctx context.Context, st *state, queueRev int64) (*Grant
 	}
 	// The token is the revision of this txn, the grant key's create
 	// revision (the txn cannot write its own revision into a value).
-	return s.newGrant(ctx, resp.Header.Revision, resp.Header.Revision, s.session.Lease())
+	return s.newGrant(ctx, resp.Header.Revision, resp.Header.Revision, s.grantLeaseID())
 }
 
 // adopt gives this holder back its own quarantined slot: its previous
@@ -265,7 +265,7 @@ func (s *Semaphore) adopt(ctx context.Context, sl *slot, queueRev int64) (*Grant
 			clientv3.Compare(clientv3.CreateRevision(gk), "=", 0),
 		).
 		Then(
-			clientv3.OpPut(gk, rec.encode(), clientv3.WithLease(s.session.Lease())),
+			clientv3.OpPut(gk, rec.encode(), s.grantLease()...),
 			clientv3.OpPut(ok, s.occRecord(rec, qs).encode()),
 			clientv3.OpDelete(s.keys.quar(s.id)),
 			clientv3.OpDelete(q),
@@ -277,7 +277,7 @@ func (s *Semaphore) adopt(ctx context.Context, sl *slot, queueRev int64) (*Grant
 	if !resp.Succeeded {
 		return nil, nil
 	}
-	return s.newGrant(ctx, resp.Header.Revision, resp.Header.Revision, s.session.Lease())
+	return s.newGrant(ctx, resp.Header.Revision, resp.Header.Revision, s.grantLeaseID())
 }
 
 // existingGrant returns the grant this holder ID holds already, and leaves
@@ -289,7 +289,23 @@ func (s *Semaphore) existingGrant(ctx context.Context, st *state, queueRev int64
 }
 
 func (s *Semaphore) holderRecord() record {
-	return record{ID: s.id, Value: s.value, Since: s.now().UTC(), Lease: int64(s.session.Lease())}
+	return record{ID: s.id, Value: s.value, Since: s.now().UTC(), Lease: int64(s.grantLeaseID())}
+}
+
+// grantLeaseID is the lease grants are bound to: the session's, or none
+// for a persistent semaphore participant.
+func (s *Semaphore) grantLeaseID() clientv3.LeaseID {
+	if s.persistent {
+		return clientv3.NoLease
+	}
+	return s.session.Lease()
+}
+
+func (s *Semaphore) grantLease() []clientv3.OpOption {
+	if s.persistent {
+		return nil
+	}
+	return []clientv3.OpOption{clientv3.WithLease(s.session.Lease())}
 }
 
 func (s *Semaphore) occRecord(r record, quarantineSecs int64) record {

@@ -90,7 +90,7 @@ func (g *Grant) watch(rev int64, expired <-chan struct{}) {
 		// look at the key itself, then watch again from there. The read is
 		// bounded, so that a lost session is noticed on the next pass.
 		select {
-		case <-g.s.session.Done():
+		case <-g.sessionDone():
 			return
 		default:
 		}
@@ -116,9 +116,10 @@ func (g *Grant) watch(rev int64, expired <-chan struct{}) {
 // follow consumes watch responses; it reports whether the grant is lost,
 // and otherwise the revision it has seen up to.
 func (g *Grant) follow(wch clientv3.WatchChan, expired <-chan struct{}) (lost bool, seen int64) {
+	sessionDone := g.sessionDone()
 	for {
 		select {
-		case <-g.s.session.Done():
+		case <-sessionDone:
 			return true, seen
 		case <-expired:
 			return true, seen
@@ -134,6 +135,15 @@ func (g *Grant) follow(wch clientv3.WatchChan, expired <-chan struct{}) (lost bo
 			seen = wr.Header.Revision
 		}
 	}
+}
+
+// sessionDone is the session's end, which ends a grant unless the grant is
+// persistent (not bound to the session's lease): then nil, never ready.
+func (g *Grant) sessionDone() <-chan struct{} {
+	if g.s.persistent {
+		return nil
+	}
+	return g.s.session.Done()
 }
 
 // Done returns a channel closed when the grant is lost or released.

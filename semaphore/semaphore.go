@@ -50,6 +50,7 @@ type Semaphore struct {
 	// not set, it is the session's TTL, read once at the first grant.
 	quarantine    time.Duration
 	quarantineSet bool
+	persistent    bool // grants without a lease: see WithPersistent
 	now           func() time.Time
 
 	mu             sync.Mutex // guards quarantineSecs and limitSeen
@@ -80,6 +81,7 @@ type options struct {
 	value         string
 	quarantine    time.Duration
 	quarantineSet bool
+	persistent    bool
 }
 
 // WithLimit sets the number of slots used when the semaphore does not
@@ -106,6 +108,14 @@ func WithValue(v string) Option { return func(o *options) { o.value = v } }
 func WithQuarantine(d time.Duration) Option {
 	return func(o *options) { o.quarantine, o.quarantineSet = d, true }
 }
+
+// WithPersistent makes grants that are not bound to the session's lease:
+// the slot stays held, by holder ID, until it is released (by Release of
+// any participant with that ID, or ForceRelease). This is for holders that
+// cannot keep a session, such as a FleetLock client that reboots while
+// holding its slot; only the queue entry of a waiting Acquire uses the
+// session. A persistent grant's Done closes only on release.
+func WithPersistent() Option { return func(o *options) { o.persistent = true } }
 
 // WithPrefix sets the key prefix of semaphores (default DefaultPrefix).
 func WithPrefix(p string) Option { return func(o *options) { o.prefix = p } }
@@ -144,7 +154,7 @@ func New(s *concurrency.Session, name string, opts ...Option) (*Semaphore, error
 	}
 	return &Semaphore{
 		cli: s.Client(), session: s, keys: k, id: o.id, value: o.value,
-		limit: o.limit, quarantine: o.quarantine, quarantineSet: o.quarantineSet, now: time.Now,
+		limit: o.limit, quarantine: o.quarantine, quarantineSet: o.quarantineSet, persistent: o.persistent, now: time.Now,
 		quarantineSecs: -1, limitSeen: o.limit,
 	}, nil
 }

@@ -488,7 +488,61 @@ func Run(t *testing.T, env Env) {
 		{"ForceRelease", testForceRelease},
 		{"CancelLeavesQueue", testCancelLeavesQueue},
 		{"BadNames", testBadNames},
+		{"Persistent", testPersistent},
 	} {
 		t.Run(sc.name, func(t *testing.T) { sc.fn(t, env) })
+	}
+}
+
+// A persistent grant outlives its session: the slot stays held by holder ID
+// until that ID releases it, from another session.
+func testPersistent(t *testing.T, env Env) {
+	ctx := Ctx(t, 30*time.Second)
+	p := NewParticipant(t, env, "persist", semaphore.WithPersistent(), semaphore.WithHolderID("node-a"))
+	g, err := p.Sem.Acquire(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.Cli.Revoke(ctx, p.Sess.Lease()); err != nil {
+		t.Fatal(err)
+	}
+	w := NewParticipant(t, env, "persist")
+	if _, err := w.Sem.TryAcquire(ctx); !errors.Is(err, semaphore.ErrNoSlot) {
+		t.Fatalf("TryAcquire while a persistent grant's session is gone: %v, want ErrNoSlot", err)
+	}
+	st, err := semaphore.GetStatus(ctx, w.Cli, "persist")
+	if err != nil || len(st.Holders) != 1 || st.Holders[0].Quarantined || st.Holders[0].Token != g.Token {
+		t.Fatalf("status: %+v %v, want node-a holding token %d", st, err, g.Token)
+	}
+	select {
+	case <-g.Done():
+		t.Fatal("persistent grant ended with its session")
+	default:
+	}
+	// After a "reboot": the same ID, a new session, re-enters and releases.
+	back := NewParticipant(t, env, "persist", semaphore.WithPersistent(), semaphore.WithHolderID("node-a"))
+	g2, err := back.Sem.TryAcquire(ctx)
+	if err != nil || g2.Token != g.Token {
+		t.Fatalf("re-entry after the reboot: %v, %v; want token %d", g2, err, g.Token)
+	}
+	if err := back.Sem.Release(ctx); err != nil {
+		t.Fatal(err)
+	}
+	ClosedWithin(t, g.Done(), 5*time.Second, "persistent grant's Done after release")
+	gw, err := w.Sem.TryAcquire(ctx)
+	if err != nil {
+		t.Fatalf("slot not free after the release: %v", err)
+	}
+	gw.Release(ctx)
+	g2.Release(ctx)
+}
+
+// ClosedWithin fails the test unless ch closes within d.
+func ClosedWithin(t *testing.T, ch <-chan struct{}, d time.Duration, what string) {
+	t.Helper()
+	select {
+	case <-ch:
+	case <-time.After(d):
+		t.Fatalf("%s: not closed after %v", what, d)
 	}
 }
