@@ -239,3 +239,12 @@ func (s *Semaphore) Release(ctx context.Context) error {
 	}
 	return s.release(ctx, token)
 }
+
+// Forget stops following the grant without releasing it: Done closes, and
+// the slot stays held until Release (by any participant with the holder
+// ID) or ForceRelease. It is for servers that take persistent slots on
+// behalf of others and must not keep a watch per slot.
+func (g *Grant) Forget() {
+	g.cancel()
+	g.wg.Wait()
+}
