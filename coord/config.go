@@ -31,9 +31,10 @@ type Config struct {
 	// Join lists gossip addresses of members to join.
 	Join []string
 	// BootstrapExpect is how many members bootstrap the cluster together
-	// once they see each other. 1 (the default) with no Join bootstraps
-	// this member alone; a member with Join and BootstrapExpect 1 joins an
-	// existing cluster and is added by its leader.
+	// once they see each other. 1 (the default) with no Join (or only its
+	// own gossip address) bootstraps this member alone; a member with Join
+	// and BootstrapExpect 1 joins an existing cluster and is added by its
+	// leader.
 	BootstrapExpect int
 
 	// SnapshotCount is the number of applied entries between snapshots.
@@ -200,6 +201,18 @@ func (c Config) autoCompactionInterval(p *compactPolicy) time.Duration {
 		return c.AutoCompactionInterval
 	}
 	return p.interval()
+}
+
+// othersToJoin is Join without this member's own gossip address: an
+// operator may pass one --join list, every member included, to all.
+func (c Config) othersToJoin() []string {
+	var out []string
+	for _, a := range c.Join {
+		if a != c.GossipAddr {
+			out = append(out, a)
+		}
+	}
+	return out
 }
 
 // minLeaseTTL is etcd's: ceil(1.5 × election timeout), in seconds.

@@ -98,7 +98,7 @@ func openNode(cfg Config, f *fsm) (*node, error) {
 		return nil, fmt.Errorf("coord: start raft: %w", err)
 	}
 	n := &node{raft: r, logs: logs, snaps: snaps, transport: transport, stream: stream, bootstrapped: hasState}
-	if !hasState && cfg.BootstrapExpect <= 1 && len(cfg.Join) == 0 {
+	if !hasState && cfg.BootstrapExpect <= 1 && len(cfg.othersToJoin()) == 0 {
 		boot := raft.Configuration{Servers: []raft.Server{{ID: rc.LocalID, Address: transport.LocalAddr()}}}
 		if err := r.BootstrapCluster(boot).Error(); err != nil && !errors.Is(err, raft.ErrCantBootstrap) {
 			n.close()
