@@ -9,19 +9,21 @@ import (
 )
 
 func TestParseFlags(t *testing.T) {
-	cfg, _, err := parseFlags(nil)
+	o, err := parseFlags(nil)
+	cfg := o.cfg
 	if err != nil {
 		t.Fatal(err)
 	}
 	if cfg.ClientAddr != "127.0.0.1:2379" || cfg.PeerAddr != "127.0.0.1:2380" || cfg.GossipAddr != "127.0.0.1:2381" || cfg.DataDir != "coord-data" || cfg.BootstrapExpect != 1 {
 		t.Fatalf("defaults: %+v", cfg)
 	}
-	cfg, _, err = parseFlags([]string{"--name", "a", "--join", "h1:1,h2:2", "--bootstrap-expect", "3",
+	o, err = parseFlags([]string{"--name", "a", "--join", "h1:1,h2:2", "--bootstrap-expect", "3",
 		"--auto-compaction-mode", "revision", "--auto-compaction-retention", "1000",
 		"--listen-metrics-urls", "http://127.0.0.1:9090", "--initial-advertise-peer-urls", "http://10.0.0.1:2380"})
 	if err != nil {
 		t.Fatal(err)
 	}
+	cfg = o.cfg
 	if len(cfg.Join) != 2 || cfg.BootstrapExpect != 3 || cfg.AutoCompactionMode != coord.CompactRevision || cfg.AutoCompactionRevisions != 1000 ||
 		cfg.MetricsAddr != "127.0.0.1:9090" || cfg.AdvertisePeerAddr != "10.0.0.1:2380" {
 		t.Fatalf("parsed: %+v", cfg)
@@ -30,9 +32,9 @@ func TestParseFlags(t *testing.T) {
 		retention string
 		want      time.Duration
 	}{{"1", time.Hour}, {"0.5", 30 * time.Minute}, {"5m", 5 * time.Minute}} {
-		cfg, _, err = parseFlags([]string{"--auto-compaction-retention", r.retention})
-		if err != nil || cfg.AutoCompactionRetention != r.want {
-			t.Fatalf("periodic %q: %v %v", r.retention, cfg.AutoCompactionRetention, err)
+		o, err = parseFlags([]string{"--auto-compaction-retention", r.retention})
+		if err != nil || o.cfg.AutoCompactionRetention != r.want {
+			t.Fatalf("periodic %q: %v %v", r.retention, o.cfg.AutoCompactionRetention, err)
 		}
 	}
 	bad := map[string][]string{
@@ -47,9 +49,13 @@ func TestParseFlags(t *testing.T) {
 		"stray argument":     {"extra"},
 		"zero snapshot":      {"--snapshot-count", "0"},
 		"negative max bytes": {"--max-request-bytes", "-1"},
+		"fleetlock https":    {"--fleetlock-listen", "https://127.0.0.1:3333"},
+		"fleetlock groups":   {"--fleetlock-listen", "http://127.0.0.1:3333", "--fleetlock-groups", "default"},
+		"fleetlock slots":    {"--fleetlock-listen", "http://127.0.0.1:3333", "--fleetlock-groups", "default=-1"},
+		"fleetlock group":    {"--fleetlock-listen", "http://127.0.0.1:3333", "--fleetlock-groups", "a/b=1"},
 	}
 	for name, args := range bad {
-		if _, _, err := parseFlags(args); err == nil {
+		if _, err := parseFlags(args); err == nil {
 			t.Errorf("%s: %v accepted", name, args)
 		} else if strings.Contains(err.Error(), "\n") {
 			t.Errorf("%s: error is not one line: %q", name, err)

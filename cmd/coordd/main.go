@@ -32,11 +32,12 @@ func main() {
 }
 
 func run(args []string) error {
-	cfg, level, err := parseFlags(args)
+	o, err := parseFlags(args)
 	if err != nil {
 		return err
 	}
-	cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	cfg := o.cfg
+	cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: o.level}))
 	s, err := coord.New(cfg)
 	if err != nil {
 		return err
@@ -44,14 +45,31 @@ func run(args []string) error {
 	if err := s.Start(); err != nil {
 		return err
 	}
+	var fl *fleetLockServer
+	if o.fleetLock != nil {
+		if fl, err = startFleetLock(*o.fleetLock, s.ClientAddr(), cfg.Logger); err != nil {
+			s.Close()
+			return err
+		}
+	}
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
 	got := <-sig
 	cfg.Logger.Info("shutting down", "signal", got.String())
+	if fl != nil {
+		fl.close()
+	}
 	return s.Close()
 }
 
-func parseFlags(args []string) (coord.Config, slog.Level, error) {
+// options is what the command line says.
+type options struct {
+	cfg       coord.Config
+	level     slog.Level
+	fleetLock *fleetLockOptions // nil: no FleetLock server
+}
+
+func parseFlags(args []string) (o options, err error) {
 	d := coord.DefaultConfig()
 	fs := flag.NewFlagSet("coordd", flag.ContinueOnError)
 	name := fs.String("name", d.Name, "human-readable name of this member; also its raft ID")
@@ -71,6 +89,8 @@ func parseFlags(args []string) (coord.Config, slog.Level, error) {
 	compactRetention := fs.String("auto-compaction-retention", "0", "history to keep: a duration (\"1h\", or a number of hours) for periodic, a count for revision; 0 turns it off")
 	metricsURL := fs.String("listen-metrics-urls", "", "URL to serve /metrics and /health on (one, http only; off by default)")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
+	flURL := fs.String("fleetlock-listen", "", "serve the FleetLock protocol (Fedora CoreOS reboot slots) at this URL, e.g. http://0.0.0.0:3333/fleetlock (off by default)")
+	flGroups := fs.String("fleetlock-groups", "default=1", "FleetLock groups and their slots, e.g. default=1,workers=3; other groups are refused")
 	// Errors are one line (main prints them); usage only on -h.
 	fs.SetOutput(io.Discard)
 	if err := fs.Parse(args); err != nil {
@@ -79,10 +99,10 @@ func parseFlags(args []string) (coord.Config, slog.Level, error) {
 			fmt.Println("usage: coordd [flags]\n\nRuns a coord member: a Raft-replicated key-value store speaking the etcd v3 API.\n\nflags:")
 			fs.PrintDefaults()
 		}
-		return coord.Config{}, 0, err
+		return o, err
 	}
 	if fs.NArg() > 0 {
-		return coord.Config{}, 0, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+		return o, fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
 	cfg := d
 	cfg.Name, cfg.DataDir = *name, *dataDir
@@ -91,50 +111,55 @@ func parseFlags(args []string) (coord.Config, slog.Level, error) {
 		cfg.Join = strings.Split(*join, ",")
 	}
 	if *expect < 1 {
-		return cfg, 0, fmt.Errorf("--bootstrap-expect must be at least 1")
+		return o, fmt.Errorf("--bootstrap-expect must be at least 1")
 	}
 	cfg.SnapshotCount, cfg.QuotaBytes, cfg.MaxRequestBytes, cfg.MaxTxnOps = *snapCount, *quota, *maxReq, *maxOps
-	var err error
 	if cfg.ClientAddr, err = hostPort("--listen-client-urls", *clientURLs); err != nil {
-		return cfg, 0, err
+		return o, err
 	}
 	if cfg.PeerAddr, err = hostPort("--listen-peer-urls", *peerURLs); err != nil {
-		return cfg, 0, err
+		return o, err
 	}
 	if *advClient != "" {
 		if cfg.AdvertiseClientAddr, err = hostPort("--advertise-client-urls", *advClient); err != nil {
-			return cfg, 0, err
+			return o, err
 		}
 	}
 	cfg.AdvertisePeerAddr = cfg.PeerAddr
 	if *advPeer != "" {
 		if cfg.AdvertisePeerAddr, err = hostPort("--initial-advertise-peer-urls", *advPeer); err != nil {
-			return cfg, 0, err
+			return o, err
 		}
 	}
 	if *metricsURL != "" {
 		if cfg.MetricsAddr, err = hostPort("--listen-metrics-urls", *metricsURL); err != nil {
-			return cfg, 0, err
+			return o, err
 		}
 	}
 	if err := setCompaction(&cfg, *compactMode, *compactRetention); err != nil {
-		return cfg, 0, err
+		return o, err
 	}
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
-		return cfg, 0, fmt.Errorf("--log-level %q: want debug, info, warn or error", *logLevel)
+		return o, fmt.Errorf("--log-level %q: want debug, info, warn or error", *logLevel)
 	}
 	switch {
 	case *snapCount == 0:
-		return cfg, 0, fmt.Errorf("--snapshot-count must be positive")
+		return o, fmt.Errorf("--snapshot-count must be positive")
 	case *quota <= 0:
-		return cfg, 0, fmt.Errorf("--quota-backend-bytes must be positive")
+		return o, fmt.Errorf("--quota-backend-bytes must be positive")
 	case *maxReq <= 0:
-		return cfg, 0, fmt.Errorf("--max-request-bytes must be positive")
+		return o, fmt.Errorf("--max-request-bytes must be positive")
 	case *maxOps <= 0:
-		return cfg, 0, fmt.Errorf("--max-txn-ops must be positive")
+		return o, fmt.Errorf("--max-txn-ops must be positive")
 	}
-	return cfg, level, cfg.Validate()
+	if *flURL != "" {
+		if o.fleetLock, err = parseFleetLock(*flURL, *flGroups); err != nil {
+			return o, err
+		}
+	}
+	o.cfg, o.level = cfg, level
+	return o, cfg.Validate()
 }
 
 // hostPort takes the host:port of a single http URL.

@@ -47,6 +47,7 @@ func freeAddr(t *testing.T) string { return coordtest.FreeAddr(t) }
 type proc struct {
 	name, dataDir, client, peer, gossip string
 	join                                []string
+	extra                               []string // more flags
 	n                                   int
 	cmd                                 *exec.Cmd
 	exited                              chan struct{} // closed when cmd ends
@@ -54,9 +55,10 @@ type proc struct {
 }
 
 func (p *proc) args() []string {
-	return []string{"--name", p.name, "--data-dir", p.dataDir,
+	return append([]string{"--name", p.name, "--data-dir", p.dataDir,
 		"--listen-client-urls", "http://" + p.client, "--listen-peer-urls", "http://" + p.peer,
-		"--gossip-addr", p.gossip, "--bootstrap-expect", fmt.Sprint(p.n), "--join", strings.Join(p.join, ",")}
+		"--gossip-addr", p.gossip, "--bootstrap-expect", fmt.Sprint(p.n), "--join", strings.Join(p.join, ","),
+	}, p.extra...)
 }
 
 // start runs the process and waits until it listens for clients. A port
@@ -123,11 +125,17 @@ func (p *proc) kill9() {
 // startProcs starts n coordd processes that bootstrap together.
 func startProcs(t *testing.T, n int) []*proc {
 	t.Helper()
+	return startProcsWith(t, n, nil)
+}
+
+// startProcsWith starts n members, each with the extra flags.
+func startProcsWith(t *testing.T, n int, extra []string) []*proc {
+	t.Helper()
 	dir := t.TempDir()
 	procs := make([]*proc, n)
 	for i := range procs {
 		p := &proc{name: fmt.Sprintf("p%d", i), dataDir: filepath.Join(dir, fmt.Sprintf("p%d", i)),
-			client: freeAddr(t), peer: freeAddr(t), gossip: freeAddr(t)}
+			client: freeAddr(t), peer: freeAddr(t), gossip: freeAddr(t), extra: extra}
 		log, err := os.Create(filepath.Join(dir, p.name+".log"))
 		if err != nil {
 			t.Fatal(err)
