@@ -1,0 +1,4 @@
+package worker
+
+// ClaimStart exposes claimStart to the tests.
+var ClaimStart = claimStart
