@@ -43,6 +43,9 @@ type AgentConfig struct {
 	// COORD_TARGET_VERSION. Every command gets COORD_NODE_ID, COORD_GROUP.
 	VersionCmd, DrainCmd, UpgradeCmd, RebootCmd, HealthCmd, UndrainCmd, BlockCmd string
 
+	// HealthTimeout, if set, overrides the rollout's health timeout for
+	// this node.
+	HealthTimeout time.Duration
 	// HealthInterval is the pause between health checks (default 2 s).
 	HealthInterval time.Duration
 	// PollInterval bounds how long the agent waits before looking again at

@@ -230,14 +230,18 @@ func (a *Agent) runStep(ctx context.Context, step string, r *Rollout) error {
 		_, err := a.cfg.Run(ctx, step, cmd, env)
 		return err
 	}
-	deadline := time.Now().Add(time.Duration(r.HealthTimeout))
+	timeout := time.Duration(r.HealthTimeout)
+	if a.cfg.HealthTimeout > 0 {
+		timeout = a.cfg.HealthTimeout
+	}
+	deadline := time.Now().Add(timeout)
 	for {
 		_, err := a.cfg.Run(ctx, step, cmd, env)
 		if err == nil {
 			return nil
 		}
 		if !time.Now().Add(a.cfg.HealthInterval).Before(deadline) {
-			return fmt.Errorf("health check still failing after %v: %w", time.Duration(r.HealthTimeout), err)
+			return fmt.Errorf("health check still failing after %v: %w", timeout, err)
 		}
 		select {
 		case <-ctx.Done():

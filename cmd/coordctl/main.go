@@ -51,6 +51,14 @@ commands:
                                    was written; exit 4: JOB has no checkpoint
   checkpoint list JOB              sequence, size, time and checksum of each checkpoint
   checkpoint delete JOB            delete all of JOB's checkpoints
+
+  rollout start --group G --version V --max-parallel N [--failure-budget F]
+      [--min-interval D] [--window 'CRON' --window-duration D] [--health-timeout D]
+                                   start a rolling upgrade of group G's nodes to V
+  rollout status [--group G] [--watch]
+                                   nodes, steps, slot holders, progress and ETA
+  rollout pause|resume|abort [--group G]
+  nodes [--group G]                registered nodes (cmd/worker agents)
 `
 
 func main() {
@@ -113,6 +121,10 @@ func run(ctx context.Context, args []string, out, errOut io.Writer) error {
 		return c.checkpoint(ctx, rest, os.Stdin)
 	case "elect":
 		return c.elect(ctx, rest)
+	case "rollout":
+		return c.rollout(ctx, rest)
+	case "nodes":
+		return c.nodes(ctx, rest)
 	}
 	return fmt.Errorf("unknown command %q (see coordctl -h)", cmd)
 }
