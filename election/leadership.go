@@ -54,10 +54,8 @@ func FromContext(ctx context.Context) (*Leadership, bool) {
 func (e *Election) newLeadership(ctx context.Context, key string, token, rev int64) (*Leadership, error) {
 	l := &Leadership{Token: token, Key: key, Revision: rev, e: e}
 	l.ctx, l.cancel = context.WithCancel(context.WithValue(context.Background(), leadershipKey{}, l))
-	lctx, lcancel := context.WithCancel(l.ctx)
-	expired, err := leasecheck.Start(lctx, e.cli, e.session.Lease())
+	expired, stop, err := leasecheck.Start(ctx, e.cli, e.session.Lease())
 	if err != nil {
-		lcancel()
 		l.cancel()
 		if errors.Is(err, leasecheck.ErrLeaseGone) {
 			return nil, ErrSessionLost
@@ -67,7 +65,7 @@ func (e *Election) newLeadership(ctx context.Context, key string, token, rev int
 	l.wg.Add(2)
 	go func() {
 		defer l.wg.Done()
-		defer lcancel()
+		defer stop()
 		select {
 		case <-expired:
 			l.cancel()

@@ -33,66 +33,179 @@ func (s *Semaphore) TryAcquire(ctx context.Context) (*Grant, error) {
 }
 
 func (s *Semaphore) acquire(ctx context.Context, wait bool) (*Grant, error) {
-	select {
-	case <-s.session.Done():
-		return nil, ErrSessionLost
-	default:
+	s.enterQueue()
+	defer s.leaveQueue()
+	for {
+		select {
+		case <-s.session.Done():
+			return nil, ErrSessionLost
+		default:
+		}
+		queueRev, err := s.enqueueRetrying(ctx)
+		if err != nil {
+			// The enqueue may have committed although its answer was lost.
+			s.dequeueIfLast()
+			return nil, err
+		}
+		g, err := s.admit(ctx, queueRev, wait)
+		if errors.Is(err, errQueueEntryGone) {
+			continue // deleted under a live session (an operator, a takeover): queue again
+		}
+		if errors.Is(err, ErrSessionLost) && ctx.Err() != nil {
+			err = ctx.Err()
+		}
+		if err != nil {
+			// A grant this call made may have committed although its
+			// answer was lost, or its context ended while it was being
+			// proven: give it back rather than hold it unknowingly.
+			// Dequeue first: a grant needs the queue entry, so after it is
+			// gone no grant of this call can commit, and one that did is seen.
+			s.dequeueIfLast()
+			s.releaseOwnGrant(queueRev)
+			return nil, err
+		}
+		return g, nil
 	}
-	var queueRev int64
+}
+
+// writeCtx bounds one write of the acquire path on its own, not by the
+// caller's context: a write the client abandons at the caller's deadline
+// may still commit after any cleanup ran, leaving a queue entry or a grant
+// nobody knows about. So a caller may wait up to one write past its
+// deadline, and every outcome is known.
+func (s *Semaphore) writeCtx() (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.Background(), writeTimeout)
+}
+
+const writeTimeout = 5 * time.Second
+
+// errQueueEntryGone: the waiter's queue entry went while its session lives.
+var errQueueEntryGone = errors.New("semaphore: queue entry gone")
+
+// enterQueue and leaveQueue count the calls of this participant that use
+// its one queue entry, so that one call giving up does not remove the
+// entry another call waits on.
+func (s *Semaphore) enterQueue() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.queueUsers++
+}
+
+func (s *Semaphore) leaveQueue() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.queueUsers--
+}
+
+func (s *Semaphore) enqueueRetrying(ctx context.Context) (int64, error) {
 	for b := (backoff{}); ; {
-		var err error
-		if queueRev, err = s.enqueue(ctx); err == nil {
-			break
+		queueRev, err := s.enqueue(ctx)
+		if err == nil {
+			return queueRev, nil
 		}
 		if !retryable(err) {
-			return nil, err
+			return 0, err
 		}
 		if err := b.wait(ctx, s.session.Done()); err != nil {
-			return nil, err
+			return 0, err
 		}
 	}
-	g, err := s.admit(ctx, queueRev, wait)
-	if errors.Is(err, ErrSessionLost) && ctx.Err() != nil {
-		err = ctx.Err()
-	}
-	if err != nil {
-		s.dequeue(queueRev)
-		return nil, err
-	}
-	return g, nil
 }
 
 // enqueue creates this holder's queue entry unless it exists, and returns
-// its create revision, which fixes the holder's place in the queue.
+// its create revision, which fixes the holder's place in the queue. An
+// entry of this holder ID under another lease (the same node before a
+// restart) is taken over, keeping its place.
 func (s *Semaphore) enqueue(ctx context.Context) (int64, error) {
 	q := s.keys.queue(s.id)
 	rec := record{ID: s.id, Value: s.value, Since: s.now().UTC(), Lease: int64(s.session.Lease())}
-	resp, err := s.cli.Txn(ctx).
-		If(clientv3.Compare(clientv3.CreateRevision(q), "=", 0)).
-		Then(clientv3.OpPut(q, rec.encode(), clientv3.WithLease(s.session.Lease()))).
-		Else(clientv3.OpGet(q)).
-		Commit()
-	if err != nil {
-		return 0, err
+	for {
+		if err := ctx.Err(); err != nil {
+			return 0, err
+		}
+		wctx, wcancel := s.writeCtx()
+		resp, err := s.cli.Txn(wctx).
+			If(clientv3.Compare(clientv3.CreateRevision(q), "=", 0)).
+			Then(clientv3.OpPut(q, rec.encode(), clientv3.WithLease(s.session.Lease()))).
+			Else(clientv3.OpGet(q)).
+			Commit()
+		wcancel()
+		if err != nil {
+			return 0, err
+		}
+		if resp.Succeeded {
+			return resp.Header.Revision, nil
+		}
+		kv := resp.Responses[0].GetResponseRange().Kvs[0]
+		if clientv3.LeaseID(kv.Lease) == s.session.Lease() {
+			return kv.CreateRevision, nil // another call of this participant
+		}
+		wctx, wcancel = s.writeCtx()
+		take, err := s.cli.Txn(wctx).
+			If(clientv3.Compare(clientv3.ModRevision(q), "=", kv.ModRevision)).
+			Then(clientv3.OpPut(q, rec.encode(), clientv3.WithLease(s.session.Lease()))).
+			Commit()
+		wcancel()
+		if err != nil {
+			return 0, err
+		}
+		if take.Succeeded {
+			return kv.CreateRevision, nil
+		}
 	}
-	if resp.Succeeded {
-		return resp.Header.Revision, nil
-	}
-	// The same holder ID is already queued (another call of this holder).
-	return resp.Responses[0].GetResponseRange().Kvs[0].CreateRevision, nil
 }
 
-// dequeue removes the queue entry, if it is still the one this call made.
-// It runs when ctx may have ended already, so it has its own short deadline;
-// if it fails, the entry goes with the session's lease.
-func (s *Semaphore) dequeue(queueRev int64) {
+// dequeueIfLast removes this session's queue entry unless another call of
+// this participant still uses it. It runs when the caller's context may
+// have ended, so it has its own deadline, and retries failures of the
+// moment within it; if it still fails, the entry goes with the lease.
+func (s *Semaphore) dequeueIfLast() {
+	s.mu.Lock()
+	others := s.queueUsers > 1
+	s.mu.Unlock()
+	if others {
+		return
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	q := s.keys.queue(s.id)
-	s.cli.Txn(ctx).
-		If(clientv3.Compare(clientv3.CreateRevision(q), "=", queueRev)).
-		Then(clientv3.OpDelete(q)).
-		Commit()
+	for b := (backoff{}); ; {
+		_, err := s.cli.Txn(ctx).
+			If(clientv3.Compare(clientv3.LeaseValue(q), "=", s.session.Lease())).
+			Then(clientv3.OpDelete(q)).
+			Commit()
+		if err == nil || !retryable(err) || b.wait(ctx, s.session.Done()) != nil {
+			return
+		}
+	}
+}
+
+// releaseOwnGrant gives back a grant that this call (queue entry
+// queueRev) made, if one exists: it is marked with queueRev.
+func (s *Semaphore) releaseOwnGrant(queueRev int64) {
+	s.mu.Lock()
+	others := s.queueUsers > 1 // a concurrent call may have been handed this grant
+	s.mu.Unlock()
+	if others {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	gk := s.keys.grant(s.id)
+	for b := (backoff{}); ; {
+		resp, err := s.cli.Get(ctx, gk)
+		if err == nil {
+			if len(resp.Kvs) == 1 {
+				if rec, derr := decodeRecord(resp.Kvs[0]); derr == nil && rec.QueueRev == queueRev && rec.Lease == int64(s.grantLeaseID()) {
+					s.release(ctx, resp.Kvs[0].CreateRevision)
+				}
+			}
+			return
+		}
+		if !retryable(err) || b.wait(ctx, s.session.Done()) != nil {
+			return
+		}
+	}
 }
 
 // admit loops: read the semaphore, take a slot if this waiter may, else
@@ -137,7 +250,12 @@ func (s *Semaphore) admitStep(ctx context.Context, queueRev int64, wait bool) (_
 		return g, g != nil || !retryable(err), err
 	}
 	if st.queueRev != queueRev {
-		return nil, true, ErrSessionLost
+		select {
+		case <-s.session.Done():
+			return nil, true, ErrSessionLost
+		default:
+			return nil, true, errQueueEntryGone
+		}
 	}
 	if st.limitMod == 0 {
 		return nil, false, s.createLimit(ctx)
@@ -155,10 +273,21 @@ func (s *Semaphore) admitStep(ctx context.Context, queueRev int64, wait bool) (_
 		return g, g != nil, err // no grant, no error: something changed since the read
 	}
 	if !wait {
+		// Nobody waits to tend expired slots for a caller that only
+		// tries: first in line, it moves them on itself.
+		if st.ahead == 0 {
+			freed, err := s.tendQuarantine(ctx, st)
+			if err != nil {
+				return nil, false, err
+			}
+			if freed {
+				return nil, false, nil // read again: a slot may be free now
+			}
+		}
 		return nil, true, ErrNoSlot
 	}
 	if st.ahead == 0 {
-		if err := s.tendQuarantine(ctx, st); err != nil {
+		if _, err := s.tendQuarantine(ctx, st); err != nil {
 			return nil, false, err
 		}
 		from, to := s.keys.stateRange()
@@ -224,8 +353,9 @@ func (s *Semaphore) take(ctx context.Context, st *state, queueRev int64) (*Grant
 		return nil, err
 	}
 	gk, ok, q := s.keys.grant(s.id), s.keys.occ(s.id), s.keys.queue(s.id)
-	rec := s.holderRecord()
-	resp, err := s.cli.Txn(ctx).
+	rec := s.holderRecord(queueRev)
+	wctx, wcancel := s.writeCtx()
+	resp, err := s.cli.Txn(wctx).
 		If(
 			clientv3.Compare(clientv3.CreateRevision(q), "=", queueRev),
 			clientv3.Compare(clientv3.ModRevision(s.keys.occPrefix()), "<", st.rev+1).WithPrefix(),
@@ -238,6 +368,7 @@ func (s *Semaphore) take(ctx context.Context, st *state, queueRev int64) (*Grant
 			clientv3.OpDelete(q),
 		).
 		Commit()
+	wcancel()
 	if err != nil {
 		return nil, err
 	}
@@ -258,9 +389,11 @@ func (s *Semaphore) adopt(ctx context.Context, sl *slot, queueRev int64) (*Grant
 		return nil, err
 	}
 	gk, ok, q := s.keys.grant(s.id), s.keys.occ(s.id), s.keys.queue(s.id)
-	rec := s.holderRecord()
-	resp, err := s.cli.Txn(ctx).
+	rec := s.holderRecord(queueRev)
+	wctx, wcancel := s.writeCtx()
+	resp, err := s.cli.Txn(wctx).
 		If(
+			clientv3.Compare(clientv3.CreateRevision(q), "=", queueRev),
 			clientv3.Compare(clientv3.ModRevision(ok), "=", sl.occ.ModRevision),
 			clientv3.Compare(clientv3.CreateRevision(gk), "=", 0),
 		).
@@ -271,6 +404,7 @@ func (s *Semaphore) adopt(ctx context.Context, sl *slot, queueRev int64) (*Grant
 			clientv3.OpDelete(q),
 		).
 		Commit()
+	wcancel()
 	if err != nil {
 		return nil, err
 	}
@@ -283,13 +417,13 @@ func (s *Semaphore) adopt(ctx context.Context, sl *slot, queueRev int64) (*Grant
 // existingGrant returns the grant this holder ID holds already, and leaves
 // the queue entry this call made.
 func (s *Semaphore) existingGrant(ctx context.Context, st *state, queueRev int64) (*Grant, error) {
-	s.dequeue(queueRev)
+	s.dequeueIfLast()
 	g := st.grants[s.id]
 	return s.newGrant(ctx, g.CreateRevision, st.rev, clientv3.LeaseID(g.Lease))
 }
 
-func (s *Semaphore) holderRecord() record {
-	return record{ID: s.id, Value: s.value, Since: s.now().UTC(), Lease: int64(s.grantLeaseID())}
+func (s *Semaphore) holderRecord(queueRev int64) record {
+	return record{ID: s.id, Value: s.value, Since: s.now().UTC(), Lease: int64(s.grantLeaseID()), QueueRev: queueRev}
 }
 
 // grantLeaseID is the lease grants are bound to: the session's, or none
@@ -317,23 +451,26 @@ func (s *Semaphore) occRecord(r record, quarantineSecs int64) record {
 // measures it): WithQuarantine rounded up, or the session's granted TTL.
 func (s *Semaphore) quarantineSeconds(ctx context.Context) (int64, error) {
 	s.mu.Lock()
+	known, set, q := s.quarantineSecs, s.quarantineSet, s.quarantine
+	s.mu.Unlock()
+	if known >= 0 {
+		return known, nil
+	}
+	secs := int64(math.Ceil(q.Seconds()))
+	if !set {
+		resp, err := s.cli.TimeToLive(ctx, s.session.Lease())
+		if err != nil {
+			return 0, err
+		}
+		if resp.TTL <= 0 || resp.GrantedTTL <= 0 {
+			return 0, ErrSessionLost
+		}
+		secs = resp.GrantedTTL
+	}
+	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.quarantineSecs >= 0 {
-		return s.quarantineSecs, nil
-	}
-	if s.quarantineSet {
-		s.quarantineSecs = int64(math.Ceil(s.quarantine.Seconds()))
-		return s.quarantineSecs, nil
-	}
-	resp, err := s.cli.TimeToLive(ctx, s.session.Lease())
-	if err != nil {
-		return 0, err
-	}
-	if resp.GrantedTTL <= 0 {
-		return 0, ErrSessionLost
-	}
-	s.quarantineSecs = resp.GrantedTTL
-	return s.quarantineSecs, nil
+	s.quarantineSecs = secs
+	return secs, nil
 }
 
 // tendQuarantine moves each slot whose grant expired (occupancy without a
@@ -342,26 +479,28 @@ func (s *Semaphore) quarantineSeconds(ctx context.Context) (int64, error) {
 // the head of the queue does this, so waiters do not race each other; each
 // step is a txn guarded by the occupancy key's revision, so a holder
 // adopting its slot meanwhile wins.
-func (s *Semaphore) tendQuarantine(ctx context.Context, st *state) error {
+func (s *Semaphore) tendQuarantine(ctx context.Context, st *state) (freed bool, err error) {
 	for _, sl := range st.slots {
 		if sl.live || sl.quarantining {
 			continue
 		}
 		if sl.rec.QuarantineLease != 0 || sl.rec.QuarantineSeconds == 0 {
-			if err := s.freeOrphan(ctx, sl); err != nil {
-				return err
+			ok, err := s.freeOrphan(ctx, sl)
+			if err != nil {
+				return freed, err
 			}
+			freed = freed || ok
 			continue
 		}
 		if err := s.startQuarantine(ctx, sl); err != nil {
-			return err
+			return freed, err
 		}
 	}
-	return nil
+	return freed, nil
 }
 
-func (s *Semaphore) freeOrphan(ctx context.Context, sl slot) error {
-	_, err := s.cli.Txn(ctx).
+func (s *Semaphore) freeOrphan(ctx context.Context, sl slot) (bool, error) {
+	resp, err := s.cli.Txn(ctx).
 		If(
 			clientv3.Compare(clientv3.ModRevision(s.keys.occ(sl.id)), "=", sl.occ.ModRevision),
 			clientv3.Compare(clientv3.CreateRevision(s.keys.grant(sl.id)), "=", 0),
@@ -369,7 +508,7 @@ func (s *Semaphore) freeOrphan(ctx context.Context, sl slot) error {
 		).
 		Then(clientv3.OpDelete(s.keys.occ(sl.id))).
 		Commit()
-	return err
+	return err == nil && resp.Succeeded, err
 }
 
 func (s *Semaphore) startQuarantine(ctx context.Context, sl slot) error {

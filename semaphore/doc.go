@@ -41,5 +41,14 @@
 //     least the server's minimum lease TTL and may last longer. With no
 //     waiter, a quarantined slot stays until someone asks.
 //   - The limit is read from the store. WithLimit only sets it when the
-//     semaphore is created; change it with SetLimit.
+//     semaphore is created; change it with SetLimit. Lowering it below the
+//     slots taken takes none away, and a holder that takes back its own
+//     quarantined slot does so whatever the limit (it never left it).
+//   - Every Acquire returns a Grant with a watch of its own (and a lease
+//     check): Release or Forget each one, also those a re-entrant Acquire
+//     returned.
+//   - The writes of Acquire are bounded by their own timeout (5 s), not by
+//     the caller's context, so that a write abandoned at the caller's
+//     deadline cannot commit after Acquire cleaned up: Acquire may return up
+//     to one write later than its context's deadline.
 package semaphore

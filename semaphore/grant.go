@@ -42,16 +42,11 @@ func (s *Semaphore) newGrant(ctx context.Context, token, rev int64, lease client
 	g := &Grant{Token: token, HolderID: s.id, s: s, key: s.keys.grant(s.id), ctx: gctx, cancel: cancel}
 	var expired <-chan struct{}
 	if lease == s.session.Lease() {
-		lctx, lcancel := context.WithCancel(gctx)
-		lost, err := leasecheck.Start(lctx, s.cli, lease)
+		lost, stop, err := leasecheck.Start(ctx, s.cli, lease)
 		if err != nil {
-			lcancel()
 			cancel()
 			if errors.Is(err, leasecheck.ErrLeaseGone) {
-				// Granted, but the lease went before it could be proven:
-				// free the slot rather than leave it quarantined.
-				s.release(ctx, token)
-				return nil, ErrSessionLost
+				return nil, ErrSessionLost // the caller gives the slot back
 			}
 			return nil, err
 		}
@@ -59,7 +54,7 @@ func (s *Semaphore) newGrant(ctx context.Context, token, rev int64, lease client
 		g.wg.Add(1)
 		go func() {
 			defer g.wg.Done()
-			defer lcancel()
+			defer stop()
 			select {
 			case <-lost:
 				cancel()
@@ -101,7 +96,14 @@ func (g *Grant) watch(rev int64, expired <-chan struct{}) {
 		case g.ctx.Err() != nil:
 			return
 		case err != nil:
-			rev = next // the watch resumes where it was
+			// The watch resumes where it was, never before: an earlier
+			// revision would replay older grants' events of this key.
+			rev = max(rev, next)
+			select { // and not in a hot loop while the store is away
+			case <-g.ctx.Done():
+				return
+			case <-time.After(200 * time.Millisecond):
+			}
 		case len(resp.Kvs) == 0 || resp.Kvs[0].CreateRevision != g.Token:
 			return
 		default:

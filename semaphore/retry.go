@@ -5,6 +5,7 @@ import (
 	"errors"
 	"time"
 
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 )
@@ -18,16 +19,24 @@ func retryable(err error) bool {
 	if errors.Is(err, ErrBadLimit) || errors.Is(err, ErrBadName) || errors.Is(err, ErrSessionLost) || errors.Is(err, errBadRecord) {
 		return false
 	}
-	if st, ok := status.FromError(err); ok {
-		switch st.Code() {
-		case codes.Unavailable, codes.DeadlineExceeded, codes.Aborted, codes.Unknown, codes.Internal:
-			return true
-		case codes.Canceled:
-			return false
-		}
-		return false // InvalidArgument, NOSPACE, permission: retrying changes nothing
+	// The etcd client turns the server's errors into rpctypes.EtcdError,
+	// which carries the gRPC code; others are gRPC statuses.
+	code := codes.Unknown
+	var ee rpctypes.EtcdError
+	if errors.As(err, &ee) {
+		code = ee.Code()
+	} else if st, ok := status.FromError(err); ok {
+		code = st.Code()
+	} else {
+		return true // a connection-level error without a code
 	}
-	return true
+	switch code {
+	case codes.Unavailable, codes.DeadlineExceeded, codes.Aborted, codes.Unknown, codes.Internal:
+		return true
+	}
+	// InvalidArgument, NOSPACE (ResourceExhausted), permission, a lease that
+	// is gone (NotFound), too large: retrying changes nothing.
+	return false
 }
 
 // backoff waits between retries: 50 ms, doubling up to 2 s.

@@ -53,9 +53,10 @@ type Semaphore struct {
 	persistent    bool // grants without a lease: see WithPersistent
 	now           func() time.Time
 
-	mu             sync.Mutex // guards quarantineSecs and limitSeen
+	mu             sync.Mutex // guards quarantineSecs, limitSeen and queueUsers
 	quarantineSecs int64      // resolved quarantine, -1 until known
 	limitSeen      int        // the limit last read from the store
+	queueUsers     int        // calls using this participant's queue entry
 }
 
 func (s *Semaphore) knownLimit() int {

@@ -22,8 +22,11 @@ type record struct {
 	ID    string    `json:"id"`
 	Value string    `json:"value,omitempty"`
 	Since time.Time `json:"since"`
-	// Lease is the holder's session lease.
+	// Lease is the holder's session lease (0 for a persistent grant).
 	Lease int64 `json:"lease"`
+	// QueueRev is the queue entry of the Acquire call that made a grant,
+	// so that a call that fails after its grant committed gives it back.
+	QueueRev int64 `json:"queue_rev,omitempty"`
 	// QuarantineSeconds is how long the slot stays taken after the lease
 	// expires (occupancy keys only); QuarantineLease is the lease that
 	// measures it, once the quarantine began.

@@ -24,29 +24,30 @@ import (
 // not exist.
 var ErrLeaseGone = errors.New("leasecheck: lease not found")
 
-// Start proves that lease id is alive with one keep-alive, and returns a
-// channel closed once that may no longer hold: the send time of the last
-// answered keep-alive, plus the TTL it answered with, less a margin (a
-// tenth of the TTL, at most half a second); or at once when the server says
-// the lease is gone. Until then it renews the lease every third of its TTL.
-// The channel is also closed, and the goroutine behind it ends, when ctx
-// ends.
-func Start(ctx context.Context, cli *clientv3.Client, id clientv3.LeaseID) (<-chan struct{}, error) {
+// Start proves that lease id is alive with one keep-alive, bounded by ctx,
+// and returns a channel closed once that may no longer hold: the send time
+// of the last answered keep-alive, plus the TTL it answered with, less a
+// margin (a tenth of the TTL, at most half a second); or at once when the
+// server says the lease is gone. Until then it renews the lease every third
+// of its TTL. stop ends the renewals (and closes the channel); the caller
+// must call it.
+func Start(ctx context.Context, cli *clientv3.Client, id clientv3.LeaseID) (lost <-chan struct{}, stop func(), err error) {
 	sent := time.Now()
 	resp, err := cli.KeepAliveOnce(ctx, id)
 	if errors.Is(err, rpctypes.ErrLeaseNotFound) || (err == nil && resp.TTL <= 0) {
-		return nil, ErrLeaseGone
+		return nil, nil, ErrLeaseGone
 	}
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	ttl := time.Duration(resp.TTL) * time.Second
-	lost := make(chan struct{})
+	life, cancel := context.WithCancel(context.Background())
+	ch := make(chan struct{})
 	go func() {
-		defer close(lost)
-		watch(ctx, cli, id, sent.Add(ttl-margin(ttl)), ttl, sent.Add(ttl/3))
+		defer close(ch)
+		watch(life, cli, id, sent.Add(ttl-margin(ttl)), ttl, sent.Add(ttl/3))
 	}()
-	return lost, nil
+	return ch, func() { cancel(); <-ch }, nil
 }
 
 // watch renews the lease until its proven deadline passes or ctx ends.

@@ -36,10 +36,11 @@ func TestToldBeforeServerExpiry(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	lost, err := leasecheck.Start(ctx, holder, lease.ID)
+	lost, stop, err := leasecheck.Start(ctx, holder, lease.ID)
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer stop()
 	// Renewals keep it alive well past one TTL while connected.
 	select {
 	case <-lost:
@@ -78,8 +79,7 @@ func TestGoneLease(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	lctx, lcancel := context.WithCancel(ctx)
-	lost, err := leasecheck.Start(lctx, cli, lease.ID)
+	lost, stop, err := leasecheck.Start(ctx, cli, lease.ID)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -92,8 +92,8 @@ func TestGoneLease(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("not told that the lease was revoked")
 	}
-	lcancel()
-	if _, err := leasecheck.Start(ctx, cli, lease.ID); !errors.Is(err, leasecheck.ErrLeaseGone) {
+	stop()
+	if _, _, err := leasecheck.Start(ctx, cli, lease.ID); !errors.Is(err, leasecheck.ErrLeaseGone) {
 		t.Fatalf("Start on a revoked lease: %v, want ErrLeaseGone", err)
 	}
 }

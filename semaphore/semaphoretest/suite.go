@@ -489,6 +489,9 @@ func Run(t *testing.T, env Env) {
 		{"CancelLeavesQueue", testCancelLeavesQueue},
 		{"BadNames", testBadNames},
 		{"Persistent", testPersistent},
+		{"SharedParticipant", testSharedParticipant},
+		{"TryAcquireFreesExpired", testTryAcquireFreesExpired},
+		{"NoLeftoversAfterTimeouts", testNoLeftoversAfterTimeouts},
 	} {
 		t.Run(sc.name, func(t *testing.T) { sc.fn(t, env) })
 	}
@@ -544,5 +547,79 @@ func ClosedWithin(t *testing.T, ch <-chan struct{}, d time.Duration, what string
 	case <-ch:
 	case <-time.After(d):
 		t.Fatalf("%s: not closed after %v", what, d)
+	}
+}
+
+// Two calls of one participant share its queue entry: one giving up (a
+// TryAcquire that finds no slot) must not take the other out of the queue.
+func testSharedParticipant(t *testing.T, env Env) {
+	ctx := Ctx(t, 30*time.Second)
+	h := NewParticipant(t, env, "shared")
+	g, err := h.Sem.Acquire(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := NewParticipant(t, env, "shared")
+	wc := AcquireAsync(ctx, w)
+	WaitWaiters(t, w.Cli, "shared", 1)
+	if _, err := w.Sem.TryAcquire(ctx); !errors.Is(err, semaphore.ErrNoSlot) {
+		t.Fatalf("TryAcquire beside a waiting Acquire: %v, want ErrNoSlot", err)
+	}
+	WaitWaiters(t, w.Cli, "shared", 1) // still queued
+	g.Release(ctx)
+	Await(t, wc, "the waiting Acquire").Release(ctx)
+}
+
+// A caller that only tries moves expired slots on itself: with no
+// quarantine, a slot whose holder's lease is gone is free to it at once.
+func testTryAcquireFreesExpired(t *testing.T, env Env) {
+	ctx := Ctx(t, 30*time.Second)
+	h := NewParticipant(t, env, "tryfree", semaphore.WithQuarantine(0))
+	if _, err := h.Sem.Acquire(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.Cli.Revoke(ctx, h.Sess.Lease()); err != nil {
+		t.Fatal(err)
+	}
+	w := NewParticipant(t, env, "tryfree")
+	g, err := w.Sem.TryAcquire(ctx)
+	if err != nil {
+		t.Fatalf("TryAcquire after the only holder's lease went (no quarantine): %v", err)
+	}
+	g.Release(ctx)
+}
+
+// Acquires whose context ends at any moment leave no queue entry and no
+// slot behind: afterwards the semaphore is empty and free.
+func testNoLeftoversAfterTimeouts(t *testing.T, env Env) {
+	ctx := Ctx(t, 60*time.Second)
+	h := NewParticipant(t, env, "timeouts")
+	g, err := h.Sem.Acquire(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	release := time.AfterFunc(150*time.Millisecond, func() { g.Release(ctx) })
+	defer release.Stop()
+	w := NewParticipant(t, env, "timeouts")
+	for i := range 60 {
+		actx, cancel := context.WithTimeout(ctx, time.Duration(i%6)*time.Millisecond)
+		if g2, err := w.Sem.Acquire(actx); err == nil {
+			g2.Release(ctx)
+		}
+		cancel()
+	}
+	st, err := semaphore.GetStatus(ctx, w.Cli, "timeouts")
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for (len(st.Waiters) > 0 || len(st.Holders) > 0) && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+		if st, err = semaphore.GetStatus(ctx, w.Cli, "timeouts"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if len(st.Waiters) > 0 || len(st.Holders) > 0 {
+		t.Fatalf("after timed-out Acquires: %d waiters, %d holders (%+v); want none (holder lease %x, waiter lease %x)", len(st.Waiters), len(st.Holders), st.Holders, h.Sess.Lease(), w.Sess.Lease())
 	}
 }
