@@ -30,6 +30,9 @@ const (
 	KindInvalidParams    = "invalid_client_params"   // 400: empty id, or a group outside ^[a-zA-Z0-9.-]+$
 	KindUnknownGroup     = "unknown_group"           // 400: a group the server is not configured for
 	KindSemaphoreFull    = "semaphore_full"          // 423: every slot of the group is held
+	KindPaused           = "paused"                  // 423: an operator paused the group
+	KindOutsideWindow    = "outside_window"          // 423: not inside the group's maintenance window
+	KindFailureBudget    = "failure_budget_exceeded" // 423: too many holders never came back; release them to go on
 	KindStoreUnavailable = "store_unavailable"       // 503: the store did not answer; try again
 )
 
@@ -52,7 +55,31 @@ type FleetLockConfig struct {
 	DefaultSlots int
 	// RequestTimeout bounds the store calls of one request (default 10 s).
 	RequestTimeout time.Duration
+	// Policy applies to every group: windows, a deadline and a failure
+	// budget. The zero Policy grants slots whenever one is free.
+	Policy FleetLockPolicy
+	// Now is the clock of windows and deadlines (default time.Now).
+	Now func() time.Time
 }
+
+// FleetLockPolicy is the server-side policy of pre-reboot. Steady-state is
+// never refused.
+type FleetLockPolicy struct {
+	// Window (a cron spec) and WindowDuration: slots are granted only
+	// inside a window.
+	Window         string
+	WindowDuration time.Duration
+	// Deadline: a holder that has not reported steady-state this long after
+	// taking its slot counts as failed. When more than FailureBudget holders
+	// of a group have failed, no new slot of the group is granted until an
+	// operator releases them (`coordctl sem release fleetlock-G ID`).
+	Deadline      time.Duration
+	FailureBudget int
+}
+
+// FleetLockPausePrefix + group is the key whose presence pauses a group:
+// pre-reboot is refused while it exists (`coordctl fleetlock pause G`).
+const FleetLockPausePrefix = "coord/fleetlock/paused/"
 
 // FleetLock serves the FleetLock protocol (POST /v1/pre-reboot, POST
 // /v1/steady-state) and GET /v1/status, relative to where it is mounted.
@@ -79,6 +106,16 @@ func NewFleetLock(ctx context.Context, cfg FleetLockConfig) (*FleetLock, error) 
 	}
 	if cfg.RequestTimeout <= 0 {
 		cfg.RequestTimeout = 10 * time.Second
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	pol := Rollout{Group: "policy", Version: "-", MaxParallel: 1, Window: cfg.Policy.Window, WindowDuration: Duration(cfg.Policy.WindowDuration)}
+	if err := pol.validate(); err != nil {
+		return nil, fmt.Errorf("worker: FleetLock window: %w", err)
+	}
+	if cfg.Policy.Deadline < 0 || cfg.Policy.FailureBudget < 0 {
+		return nil, errors.New("worker: FleetLock deadline and failure budget must not be negative")
 	}
 	for g, n := range cfg.Groups {
 		if !groupRE.MatchString(g) {
@@ -206,6 +243,19 @@ func (f *FleetLock) lock(ctx context.Context, group, id string) (int, *fleetLock
 	if err != nil {
 		return http.StatusInternalServerError, &fleetLockError{KindStoreUnavailable, err.Error()}
 	}
+	st, err := semaphore.GetStatus(ctx, f.cfg.Client, FleetLockPrefix+group)
+	if err != nil {
+		return http.StatusServiceUnavailable, &fleetLockError{KindStoreUnavailable, err.Error()}
+	}
+	holds := false
+	for _, h := range st.Holders {
+		holds = holds || h.ID == id
+	}
+	if !holds { // a holder asking again is answered 200 whatever the policy
+		if status, ferr := f.policy(ctx, group, st); ferr != nil {
+			return status, ferr
+		}
+	}
 	g, err := sem.TryAcquire(ctx)
 	switch {
 	case errors.Is(err, semaphore.ErrNoSlot):
@@ -230,6 +280,42 @@ func (f *FleetLock) unlock(ctx context.Context, group, id string) (int, *fleetLo
 	}
 }
 
+// policy refuses a new slot of group when the group is paused, outside its
+// window, or has more overdue holders than the failure budget.
+func (f *FleetLock) policy(ctx context.Context, group string, st *semaphore.Status) (int, *fleetLockError) {
+	resp, err := f.cfg.Client.Get(ctx, FleetLockPausePrefix+group, clientv3.WithCountOnly())
+	if err != nil {
+		return http.StatusServiceUnavailable, &fleetLockError{KindStoreUnavailable, err.Error()}
+	}
+	if resp.Count > 0 {
+		return http.StatusLocked, &fleetLockError{KindPaused, fmt.Sprintf("group %s is paused by an operator", group)}
+	}
+	now := f.cfg.Now()
+	win := Rollout{Window: f.cfg.Policy.Window, WindowDuration: Duration(f.cfg.Policy.WindowDuration)}
+	if !win.InWindow(now) {
+		return http.StatusLocked, &fleetLockError{KindOutsideWindow, fmt.Sprintf("outside the maintenance window %q", f.cfg.Policy.Window)}
+	}
+	if over := f.overdue(st, now); f.cfg.Policy.Deadline > 0 && len(over) > f.cfg.Policy.FailureBudget {
+		return http.StatusLocked, &fleetLockError{KindFailureBudget, fmt.Sprintf("%d holders of group %s never came back within %v (%s), budget %d; release them to go on",
+			len(over), group, f.cfg.Policy.Deadline, strings.Join(over, ", "), f.cfg.Policy.FailureBudget)}
+	}
+	return http.StatusOK, nil
+}
+
+// overdue lists the holders past the deadline.
+func (f *FleetLock) overdue(st *semaphore.Status, now time.Time) []string {
+	var ids []string
+	if f.cfg.Policy.Deadline <= 0 {
+		return nil
+	}
+	for _, h := range st.Holders {
+		if now.Sub(h.Since) > f.cfg.Policy.Deadline {
+			ids = append(ids, h.ID)
+		}
+	}
+	return ids
+}
+
 func (f *FleetLock) slots(group string) int {
 	if n, ok := f.cfg.Groups[group]; ok {
 		return n
@@ -246,6 +332,7 @@ type FleetLockStatus struct {
 type FleetLockGroup struct {
 	Group   string            `json:"group"`
 	Slots   int               `json:"slots"`
+	Paused  bool              `json:"paused"`
 	Holders []FleetLockHolder `json:"holders"`
 }
 
@@ -253,6 +340,8 @@ type FleetLockGroup struct {
 type FleetLockHolder struct {
 	ID    string    `json:"id"`
 	Since time.Time `json:"since"`
+	// Overdue: held past the policy's deadline; counts as failed.
+	Overdue bool `json:"overdue,omitempty"`
 }
 
 func (f *FleetLock) status(w http.ResponseWriter, r *http.Request) {
@@ -274,9 +363,17 @@ func (f *FleetLock) status(w http.ResponseWriter, r *http.Request) {
 		if !st.Exists {
 			fg.Slots = f.slots(g)
 		}
+		now := f.cfg.Now()
 		for _, h := range st.Holders {
-			fg.Holders = append(fg.Holders, FleetLockHolder{ID: h.ID, Since: h.Since})
+			over := f.cfg.Policy.Deadline > 0 && now.Sub(h.Since) > f.cfg.Policy.Deadline
+			fg.Holders = append(fg.Holders, FleetLockHolder{ID: h.ID, Since: h.Since, Overdue: over})
 		}
+		paused, err := f.cfg.Client.Get(ctx, FleetLockPausePrefix+g, clientv3.WithCountOnly())
+		if err != nil {
+			fail(w, http.StatusServiceUnavailable, KindStoreUnavailable, "%v", err)
+			return
+		}
+		fg.Paused = paused.Count > 0
 		out.Groups = append(out.Groups, fg)
 	}
 	writeJSON(w, http.StatusOK, out)
@@ -307,4 +404,23 @@ func (f *FleetLock) groups(ctx context.Context) ([]string, error) {
 	}
 	sort.Strings(gs)
 	return gs, nil
+}
+
+// PauseFleetLock pauses FleetLock group: pre-reboot is refused until
+// ResumeFleetLock; slots held stay held and steady-state still works.
+func PauseFleetLock(ctx context.Context, cli *clientv3.Client, group string) error {
+	if !groupRE.MatchString(group) {
+		return fmt.Errorf("worker: FleetLock group %q: want ^[a-zA-Z0-9.-]+$", group)
+	}
+	_, err := cli.Put(ctx, FleetLockPausePrefix+group, time.Now().UTC().Format(time.RFC3339))
+	return err
+}
+
+// ResumeFleetLock lifts a pause of FleetLock group.
+func ResumeFleetLock(ctx context.Context, cli *clientv3.Client, group string) error {
+	if !groupRE.MatchString(group) {
+		return fmt.Errorf("worker: FleetLock group %q: want ^[a-zA-Z0-9.-]+$", group)
+	}
+	_, err := cli.Delete(ctx, FleetLockPausePrefix+group)
+	return err
 }

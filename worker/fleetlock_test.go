@@ -7,10 +7,12 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/coordhq/coord/coord/coordtest"
+	"github.com/coordhq/coord/semaphore"
 	"github.com/coordhq/coord/worker"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/goleak"
@@ -160,5 +162,88 @@ func TestFleetLockSlotChange(t *testing.T) {
 	st.Body.Close()
 	if !strings.Contains(string(b), `"slots":2`) || !strings.Contains(string(b), `"id":"a"`) || !strings.Contains(string(b), `"id":"b"`) {
 		t.Fatalf("status %s: want 2 slots held by a and b", b)
+	}
+}
+
+// The server-side policy: a pause, a maintenance window, and a deadline
+// past which holders count as failed against the budget. A holder asking
+// again is always answered 200; steady-state is never refused.
+func TestFleetLockPolicy(t *testing.T) {
+	m := coordtest.StartSingle(t)
+	cli := m.Client()
+	defer cli.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var offset atomic.Int64 // how far the server's clock is ahead
+	serve := func(p worker.FleetLockPolicy) string {
+		fl, err := worker.NewFleetLock(ctx, worker.FleetLockConfig{Client: cli, Groups: map[string]int{"g": 3}, Policy: p,
+			Now: func() time.Time { return time.Now().Add(time.Duration(offset.Load())) }})
+		if err != nil {
+			t.Fatal(err)
+		}
+		srv := httptest.NewServer(fl)
+		t.Cleanup(func() { srv.Close(); fl.Close() })
+		return srv.URL
+	}
+	lock := func(base, id string) reply {
+		return call(t, http.MethodPost, base+"/v1/pre-reboot", params(id, "g"), true)
+	}
+	unlock := func(base, id string) reply {
+		return call(t, http.MethodPost, base+"/v1/steady-state", params(id, "g"), true)
+	}
+
+	// Deadline 1 minute, budget 0.
+	base := serve(worker.FleetLockPolicy{Deadline: time.Minute})
+	if r := lock(base, "a"); r.status != 200 {
+		t.Fatalf("a: %+v", r)
+	}
+	offset.Store(int64(2 * time.Minute)) // a never came back
+	if r := lock(base, "b"); r.status != 423 || r.kind != worker.KindFailureBudget {
+		t.Fatalf("b with a overdue: %+v, want 423 %s", r, worker.KindFailureBudget)
+	}
+	if r := lock(base, "a"); r.status != 200 {
+		t.Fatalf("a asking again: %+v, want 200", r)
+	}
+	if err := semaphore.ForceRelease(ctx, cli, worker.FleetLockPrefix+"g", "a"); err != nil {
+		t.Fatal(err)
+	}
+	if r := lock(base, "b"); r.status != 200 {
+		t.Fatalf("b after the operator released a: %+v", r)
+	}
+	offset.Store(0)
+
+	// Pause.
+	if err := worker.PauseFleetLock(ctx, cli, "g"); err != nil {
+		t.Fatal(err)
+	}
+	if r := lock(base, "c"); r.status != 423 || r.kind != worker.KindPaused {
+		t.Fatalf("c while paused: %+v", r)
+	}
+	if r := unlock(base, "b"); r.status != 200 {
+		t.Fatalf("steady-state while paused: %+v", r)
+	}
+	if err := worker.ResumeFleetLock(ctx, cli, "g"); err != nil {
+		t.Fatal(err)
+	}
+	if r := lock(base, "c"); r.status != 200 {
+		t.Fatalf("c after resume: %+v", r)
+	}
+
+	// A window on January 1st only, 00:00-01:00 (server clock).
+	jan := serve(worker.FleetLockPolicy{Window: "0 0 1 1 *", WindowDuration: time.Hour})
+	now := time.Now()
+	next := time.Date(now.Year()+1, 1, 1, 0, 30, 0, 0, time.Local)
+	if now.Month() == 1 && now.Day() == 1 && now.Hour() == 0 {
+		t.Skip("inside the test's window right now")
+	}
+	if r := lock(jan, "d"); r.status != 423 || r.kind != worker.KindOutsideWindow {
+		t.Fatalf("d outside the window: %+v", r)
+	}
+	offset.Store(int64(next.Sub(now)))
+	if r := lock(jan, "d"); r.status != 200 {
+		t.Fatalf("d inside the window: %+v", r)
+	}
+	if _, err := worker.NewFleetLock(ctx, worker.FleetLockConfig{Client: cli, Policy: worker.FleetLockPolicy{Window: "whenever", WindowDuration: time.Hour}}); err == nil {
+		t.Fatal("a bad window spec was accepted")
 	}
 }

@@ -59,6 +59,8 @@ commands:
                                    nodes, steps, slot holders, progress and ETA
   rollout pause|resume|abort [--group G]
   nodes [--group G]                registered nodes (cmd/worker agents)
+  fleetlock pause|resume GROUP     refuse (or grant again) FleetLock reboot slots of GROUP;
+                                   its holders: sem status fleetlock-GROUP
 `
 
 func main() {
@@ -125,6 +127,8 @@ func run(ctx context.Context, args []string, out, errOut io.Writer) error {
 		return c.rollout(ctx, rest)
 	case "nodes":
 		return c.nodes(ctx, rest)
+	case "fleetlock":
+		return c.fleetlock(ctx, rest)
 	}
 	return fmt.Errorf("unknown command %q (see coordctl -h)", cmd)
 }

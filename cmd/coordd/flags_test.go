@@ -28,6 +28,12 @@ func TestParseFlags(t *testing.T) {
 		cfg.MetricsAddr != "127.0.0.1:9090" || cfg.AdvertisePeerAddr != "10.0.0.1:2380" {
 		t.Fatalf("parsed: %+v", cfg)
 	}
+	o, err = parseFlags([]string{"--fleetlock-listen", "http://127.0.0.1:3333/fl", "--fleetlock-groups", "default=1,workers=3",
+		"--fleetlock-deadline", "30m", "--fleetlock-failure-budget", "2", "--fleetlock-window", "0 2 * * *", "--fleetlock-window-duration", "2h"})
+	if err != nil || o.fleetLock == nil || o.fleetLock.base != "/fl" || o.fleetLock.groups["workers"] != 3 ||
+		o.fleetLock.policy.Deadline != 30*time.Minute || o.fleetLock.policy.FailureBudget != 2 || o.fleetLock.policy.WindowDuration != 2*time.Hour {
+		t.Fatalf("fleetlock flags: %+v %v", o.fleetLock, err)
+	}
 	for _, r := range []struct {
 		retention string
 		want      time.Duration

@@ -23,6 +23,7 @@ type fleetLockOptions struct {
 	addr   string // host:port to listen on
 	base   string // path the protocol is served under, "" or "/fleetlock"
 	groups map[string]int
+	policy worker.FleetLockPolicy
 }
 
 func parseFleetLock(rawURL, groups string) (*fleetLockOptions, error) {
@@ -97,7 +98,7 @@ func startFleetLock(o fleetLockOptions, endpoint string, log *slog.Logger) (*fle
 func (f *fleetLockServer) setUp(ctx context.Context, o fleetLockOptions, log *slog.Logger) {
 	for wait := 100 * time.Millisecond; ; wait = min(2*wait, 5*time.Second) {
 		sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		fl, err := worker.NewFleetLock(sctx, worker.FleetLockConfig{Client: f.cli, Groups: o.groups})
+		fl, err := worker.NewFleetLock(sctx, worker.FleetLockConfig{Client: f.cli, Groups: o.groups, Policy: o.policy})
 		cancel()
 		if err == nil {
 			f.mu.Lock()

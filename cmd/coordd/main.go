@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/coordhq/coord/coord"
+	"github.com/coordhq/coord/worker"
 )
 
 func main() {
@@ -91,6 +92,11 @@ func parseFlags(args []string) (o options, err error) {
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	flURL := fs.String("fleetlock-listen", "", "serve the FleetLock protocol (Fedora CoreOS reboot slots) at this URL, e.g. http://0.0.0.0:3333/fleetlock (off by default)")
 	flGroups := fs.String("fleetlock-groups", "default=1", "FleetLock groups and their slots, e.g. default=1,workers=3; other groups are refused")
+	var flPolicy worker.FleetLockPolicy
+	fs.StringVar(&flPolicy.Window, "fleetlock-window", "", "FleetLock grants reboot slots only in windows opening at this cron spec, e.g. '0 2 * * *'")
+	fs.DurationVar(&flPolicy.WindowDuration, "fleetlock-window-duration", 0, "how long each FleetLock window stays open")
+	fs.DurationVar(&flPolicy.Deadline, "fleetlock-deadline", 0, "a node holding a reboot slot longer than this without steady-state counts as failed (0: never)")
+	fs.IntVar(&flPolicy.FailureBudget, "fleetlock-failure-budget", 0, "failed nodes of a group tolerated before it grants no new slots")
 	// Errors are one line (main prints them); usage only on -h.
 	fs.SetOutput(io.Discard)
 	if err := fs.Parse(args); err != nil {
@@ -157,6 +163,7 @@ func parseFlags(args []string) (o options, err error) {
 		if o.fleetLock, err = parseFleetLock(*flURL, *flGroups); err != nil {
 			return o, err
 		}
+		o.fleetLock.policy = flPolicy
 	}
 	o.cfg, o.level = cfg, level
 	return o, cfg.Validate()

@@ -142,6 +142,11 @@ func runFleetLock(ctx context.Context, args []string, logOut io.Writer) error {
 	endpoints := fs.String("endpoints", defaultEndpoints(), "comma-separated etcd v3 endpoints")
 	listen := fs.String("listen", "http://127.0.0.1:3333", "URL to serve FleetLock at (its path is the base)")
 	groups := fs.String("groups", "default=1", "groups and their slots, e.g. default=1,workers=3")
+	var pol worker.FleetLockPolicy
+	fs.StringVar(&pol.Window, "window", "", "grant reboot slots only in windows opening at this cron spec")
+	fs.DurationVar(&pol.WindowDuration, "window-duration", 0, "how long each window stays open")
+	fs.DurationVar(&pol.Deadline, "deadline", 0, "a node holding a slot longer than this without steady-state counts as failed (0: never)")
+	fs.IntVar(&pol.FailureBudget, "failure-budget", 0, "failed nodes of a group tolerated before it grants no new slots")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -165,7 +170,7 @@ func runFleetLock(ctx context.Context, args []string, logOut io.Writer) error {
 	}
 	defer cli.Close()
 	sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	fl, err := worker.NewFleetLock(sctx, worker.FleetLockConfig{Client: cli, Groups: gs})
+	fl, err := worker.NewFleetLock(sctx, worker.FleetLockConfig{Client: cli, Groups: gs, Policy: pol})
 	cancel()
 	if err != nil {
 		return err

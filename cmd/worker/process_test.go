@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -286,4 +287,32 @@ func tailLines(s string, k int) string {
 		lines = lines[len(lines)-k:]
 	}
 	return strings.Join(lines, "\n")
+}
+
+// TestFleetLockSubcommand: `worker fleetlock` serves FleetLock from any
+// etcd v3 endpoint, with the policy flags.
+func TestFleetLockSubcommand(t *testing.T) {
+	m := coordtest.StartSingle(t)
+	addr := coordtest.FreeAddr(t)
+	cmd := exec.Command(workerBin, "fleetlock", "--listen", "http://"+addr+"/fl", "--endpoints", m.Endpoint(),
+		"--groups", "default=1", "--deadline", "1h", "--failure-budget", "1")
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { cmd.Process.Signal(syscall.SIGTERM); cmd.Wait() }()
+	post := func(id string) int {
+		req, _ := http.NewRequest(http.MethodPost, "http://"+addr+"/fl/v1/pre-reboot", strings.NewReader(`{"client_params":{"id":"`+id+`","group":"default"}}`))
+		req.Header.Set("fleet-lock-protocol", "true")
+		resp, err := (&http.Client{Timeout: 5 * time.Second}).Do(req)
+		if err != nil {
+			return 0
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	waitFor(t, "fleetlock answering", 20*time.Second, func() bool { return post("a") == http.StatusOK })
+	if code := post("b"); code != http.StatusLocked {
+		t.Fatalf("b with the one slot taken: %d, want 423", code)
+	}
 }
