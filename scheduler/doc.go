@@ -10,8 +10,8 @@
 // late if it is within the job's starting deadline, and recorded as missed
 // otherwise.
 //
-// This is the scheduling half. Not yet built: the elected scheduler loop,
-// workers claiming runs (with max-concurrent and the concurrency policy in
+// Scheduler.Run is the elected loop that fires runs (election "scheduler").
+// Not yet built: workers claiming runs (with max-concurrent and the concurrency policy in
 // the claim's transaction), retries, timeouts, output tails, re-queue of
 // runs whose worker died, bounded run history, and coordctl job commands.
 package scheduler

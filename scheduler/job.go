@@ -10,6 +10,7 @@ import (
 	"unicode"
 
 	"github.com/robfig/cron/v3"
+	"go.etcd.io/etcd/api/v3/mvccpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
@@ -172,8 +173,12 @@ func ListJobs(ctx context.Context, cli *clientv3.Client) ([]Job, error) {
 	if err != nil {
 		return nil, err
 	}
-	jobs := make([]Job, 0, len(resp.Kvs))
-	for _, kv := range resp.Kvs {
+	return decodeJobs(resp.Kvs)
+}
+
+func decodeJobs(kvs []*mvccpb.KeyValue) ([]Job, error) {
+	jobs := make([]Job, 0, len(kvs))
+	for _, kv := range kvs {
 		var j Job
 		if err := json.Unmarshal(kv.Value, &j); err != nil {
 			return nil, fmt.Errorf("scheduler: unreadable job at %q: %w", kv.Key, err)
