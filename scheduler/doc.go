@@ -10,8 +10,13 @@
 // late if it is within the job's starting deadline, and recorded as missed
 // otherwise.
 //
-// Scheduler.Run is the elected loop that fires runs (election "scheduler").
-// Not yet built: workers claiming runs (with max-concurrent and the concurrency policy in
-// the claim's transaction), retries, timeouts, output tails, re-queue of
-// runs whose worker died, bounded run history, and coordctl job commands.
+// Scheduler.Run is the elected loop that fires runs (election "scheduler");
+// its passes also re-queue runs whose worker died (its claim, bound to the
+// worker's lease, is gone) as the next attempt, and keep the last
+// HistoryKept finished runs per job. Workers (Worker.Run) claim pending
+// runs with a transaction that enforces the job's MaxConcurrent and policy
+// (forbid: never two at once; replace: the claim deletes the running
+// one's, whose worker stops its command), run the command with COORD_JOB,
+// COORD_RUN and COORD_ATTEMPT, kill it at its timeout, keep the tail of its
+// output, and retry failures with exponential backoff.
 package scheduler

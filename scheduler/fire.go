@@ -12,8 +12,12 @@ import (
 
 // Run states.
 const (
-	RunPending = "pending" // created by the scheduler, not claimed yet
-	RunMissed  = "missed"  // its tick passed while no scheduler ran, beyond the starting deadline
+	RunPending   = "pending"   // waiting for a worker (again, after a failed attempt)
+	RunRunning   = "running"   // claimed by a worker
+	RunSucceeded = "succeeded" // the command exited 0
+	RunFailed    = "failed"    // the command failed and no retry is left
+	RunMissed    = "missed"    // its tick passed while no scheduler ran, beyond the starting deadline
+	RunReplaced  = "replaced"  // stopped by a newer run (policy replace)
 )
 
 // Run is one execution of a job for one scheduled time.
@@ -23,6 +27,23 @@ type Run struct {
 	Attempt   int       `json:"attempt"`
 	State     string    `json:"state"`
 	Created   time.Time `json:"created"`
+	// NotBefore delays a retry (backoff).
+	NotBefore time.Time `json:"not_before,omitzero"`
+	Worker    string    `json:"worker,omitempty"`
+	Started   time.Time `json:"started,omitzero"`
+	Finished  time.Time `json:"finished,omitzero"`
+	ExitCode  int       `json:"exit_code"`
+	Error     string    `json:"error,omitempty"`
+	// Output is the tail of the command's output (at most OutputTail bytes).
+	Output string `json:"output,omitempty"`
+}
+
+// OutputTail bounds the output kept with a run.
+const OutputTail = 4 << 10
+
+// Finished reports whether the run is over for good.
+func (r Run) finished() bool {
+	return r.State == RunSucceeded || r.State == RunFailed || r.State == RunMissed || r.State == RunReplaced
 }
 
 // maxFirePerTxn keeps a pass's txn well under the server's 128 operations.

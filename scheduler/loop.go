@@ -20,6 +20,9 @@ type realClock struct{}
 func (realClock) Now() time.Time                         { return time.Now() }
 func (realClock) After(d time.Duration) <-chan time.Time { return time.After(d) }
 
+// HistoryKept is how many finished runs of a job are kept.
+const HistoryKept = 20
+
 // ElectionName is the election scheduler candidates campaign in.
 const ElectionName = "scheduler"
 
@@ -39,15 +42,7 @@ type Scheduler struct {
 
 // Run campaigns and, while leading, fires runs until ctx ends.
 func (s *Scheduler) Run(ctx context.Context) error {
-	if s.Clock == nil {
-		s.Clock = realClock{}
-	}
-	if s.Log == nil {
-		s.Log = slog.Default()
-	}
-	if s.MaxWait <= 0 {
-		s.MaxWait = time.Minute
-	}
+	s.defaults()
 	err := election.Run(ctx, s.Client, ElectionName, s.ID, func(lctx context.Context) error {
 		s.Log.Info("scheduling", "scheduler", s.ID)
 		s.lead(lctx)
@@ -57,6 +52,18 @@ func (s *Scheduler) Run(ctx context.Context) error {
 		return nil
 	}
 	return err
+}
+
+func (s *Scheduler) defaults() {
+	if s.Clock == nil {
+		s.Clock = realClock{}
+	}
+	if s.Log == nil {
+		s.Log = slog.Default()
+	}
+	if s.MaxWait <= 0 {
+		s.MaxWait = time.Minute
+	}
 }
 
 // lead passes over the jobs until ctx ends (leadership lost or stopped).
@@ -75,6 +82,7 @@ func (s *Scheduler) lead(ctx context.Context) {
 // returns how long until the earliest next tick (at most MaxWait) and the
 // revision of the job list it read.
 func (s *Scheduler) Pass(ctx context.Context) (time.Duration, int64, error) {
+	s.defaults()
 	resp, err := s.Client.Get(ctx, Prefix+"jobs/", clientv3.WithPrefix())
 	if err != nil {
 		return s.MaxWait, 0, err
@@ -92,6 +100,14 @@ func (s *Scheduler) Pass(ctx context.Context) (time.Duration, int64, error) {
 		}
 		for _, r := range runs {
 			s.Log.Info("run created", "job", r.Job, "scheduled", r.Scheduled)
+		}
+		if n, err := requeueOrphans(ctx, s.Client, jobs[i].Name, now); err != nil {
+			return min(wait, time.Second), resp.Header.Revision, err
+		} else if n > 0 {
+			s.Log.Info("runs re-queued: their worker is gone", "job", jobs[i].Name, "runs", n)
+		}
+		if err := trimHistory(ctx, s.Client, jobs[i].Name, HistoryKept); err != nil {
+			return min(wait, time.Second), resp.Header.Revision, err
 		}
 		wait = min(wait, next.Sub(now))
 	}

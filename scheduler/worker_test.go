@@ -1,0 +1,186 @@
+package scheduler_test
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/coordhq/coord/coord/coordtest"
+	"github.com/coordhq/coord/scheduler"
+	clientv3 "go.etcd.io/etcd/client/v3"
+)
+
+// fakeExec records how many commands run at once, and fails the first
+// attempt of every run when failFirst is set.
+type fakeExec struct {
+	mu            sync.Mutex
+	running, peak int
+	calls         map[string]int // run id -> attempts seen
+	failFirst     bool
+	hold          time.Duration
+}
+
+func (f *fakeExec) exec(ctx context.Context, command []string, env []string) (int, []byte, error) {
+	var run, attempt string
+	for _, e := range env {
+		if v, ok := cutEnv(e, "COORD_RUN="); ok {
+			run = v
+		}
+		if v, ok := cutEnv(e, "COORD_ATTEMPT="); ok {
+			attempt = v
+		}
+	}
+	f.mu.Lock()
+	f.running++
+	f.peak = max(f.peak, f.running)
+	f.calls[run]++
+	f.mu.Unlock()
+	select {
+	case <-time.After(f.hold):
+	case <-ctx.Done():
+	}
+	f.mu.Lock()
+	f.running--
+	f.mu.Unlock()
+	if f.failFirst && attempt == "1" {
+		return 3, []byte("first attempt fails\n"), nil
+	}
+	return 0, []byte("ok\n"), nil
+}
+
+func cutEnv(e, p string) (string, bool) {
+	if len(e) > len(p) && e[:len(p)] == p {
+		return e[len(p):], true
+	}
+	return "", false
+}
+
+func startWorkers(t *testing.T, cli *clientv3.Client, f *fakeExec, n int) {
+	for i := range n {
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		w := &scheduler.Worker{Client: cli, ID: "w" + string(rune('a'+i)), Slots: 2, Exec: f.exec,
+			PollInterval: 100 * time.Millisecond, Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+		go func() {
+			defer close(done)
+			if err := w.Run(ctx); err != nil {
+				t.Errorf("worker: %v", err)
+			}
+		}()
+		t.Cleanup(func() { cancel(); <-done })
+	}
+}
+
+func waitRuns(t *testing.T, cli *clientv3.Client, job string, ok func([]scheduler.Run) bool) []scheduler.Run {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		rs, err := scheduler.ListRuns(ctx, cli, job)
+		cancel()
+		if err == nil && ok(rs) {
+			return rs
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("runs of %s never got there: %+v (%v)", job, rs, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func allIn(state string, n int) func([]scheduler.Run) bool {
+	return func(rs []scheduler.Run) bool {
+		c := 0
+		for _, r := range rs {
+			if r.State == state {
+				c++
+			}
+		}
+		return c == n
+	}
+}
+
+// Workers with spare slots never run two runs of a forbid job at once,
+// and a failed attempt is retried after its backoff.
+func TestWorkersForbidAndRetry(t *testing.T) {
+	m := coordtest.StartSingle(t)
+	cli := m.Client()
+	defer cli.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	j, err := scheduler.CreateJob(ctx, cli, scheduler.Job{Name: "nightly", Schedule: "@every 1s", Command: []string{"x"},
+		Policy: scheduler.PolicyForbid, Retries: 1, Backoff: scheduler.Duration(50 * time.Millisecond), StartingDeadline: scheduler.Duration(time.Hour)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := time.Now().Truncate(time.Second)
+	scheduler.Fire(ctx, cli, j, base)
+	if _, _, err := scheduler.Fire(ctx, cli, j, base.Add(4*time.Second)); err != nil { // 4 runs at once
+		t.Fatal(err)
+	}
+	f := &fakeExec{calls: map[string]int{}, failFirst: true, hold: 50 * time.Millisecond}
+	startWorkers(t, cli, f, 3)
+	rs := waitRuns(t, cli, "nightly", allIn(scheduler.RunSucceeded, 4))
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.peak != 1 {
+		t.Fatalf("%d runs of a forbid job at once", f.peak)
+	}
+	for _, r := range rs {
+		if r.Attempt != 2 || r.Output != "ok\n" || r.Worker == "" {
+			t.Fatalf("run %+v: want attempt 2 (the retry), output and worker recorded", r)
+		}
+	}
+}
+
+// A run whose worker died (its claim's lease expired) is queued again as
+// the next attempt, exactly once.
+func TestRequeueAfterWorkerDeath(t *testing.T) {
+	m := coordtest.StartSingle(t)
+	cli := m.Client()
+	defer cli.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	j, err := scheduler.CreateJob(ctx, cli, scheduler.Job{Name: "long", Schedule: "@every 1s", Command: []string{"x"}, StartingDeadline: scheduler.Duration(time.Hour)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := time.Now().Truncate(time.Second)
+	scheduler.Fire(ctx, cli, j, base)
+	scheduler.Fire(ctx, cli, j, base.Add(time.Second))
+	// A worker on its own client starts the run, then "dies": its client
+	// is closed without a word, so its lease must expire.
+	wcli := m.Client()
+	f := &fakeExec{calls: map[string]int{}, hold: time.Hour}
+	wctx, wcancel := context.WithCancel(context.Background())
+	wdone := make(chan struct{})
+	w := &scheduler.Worker{Client: wcli, ID: "doomed", TTL: 1, Exec: f.exec, PollInterval: 100 * time.Millisecond,
+		Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	go func() { defer close(wdone); w.Run(wctx) }()
+	waitRuns(t, cli, "long", allIn(scheduler.RunRunning, 1))
+	wcli.Close() // dead: no keep-alives, no release
+	defer func() { wcancel(); <-wdone }()
+
+	sch := &scheduler.Scheduler{Client: cli, ID: "s", Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		if _, _, err := sch.Pass(ctx); err != nil && !errors.Is(err, context.Canceled) {
+			t.Fatal(err)
+		}
+		rs, err := scheduler.ListRuns(ctx, cli, "long")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(rs) == 1 && rs[0].State == scheduler.RunPending && rs[0].Attempt == 2 && rs[0].Error != "" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("run not re-queued after its worker died: %+v", rs)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
