@@ -204,3 +204,52 @@ func DeleteJob(ctx context.Context, cli *clientv3.Client, name string) error {
 	}
 	return nil
 }
+
+// SetPaused pauses or resumes a job: a paused job's ticks pass without runs.
+func SetPaused(ctx context.Context, cli *clientv3.Client, name string, paused bool) (*Job, error) {
+	for {
+		resp, err := cli.Get(ctx, jobKey(name))
+		if err != nil {
+			return nil, err
+		}
+		if len(resp.Kvs) == 0 {
+			return nil, fmt.Errorf("%w: %q", ErrNoJob, name)
+		}
+		var j Job
+		if err := json.Unmarshal(resp.Kvs[0].Value, &j); err != nil {
+			return nil, fmt.Errorf("scheduler: unreadable job %q: %w", name, err)
+		}
+		j.Paused = paused
+		b, _ := json.Marshal(j)
+		txn, err := cli.Txn(ctx).
+			If(clientv3.Compare(clientv3.ModRevision(jobKey(name)), "=", resp.Kvs[0].ModRevision)).
+			Then(clientv3.OpPut(jobKey(name), string(b))).
+			Commit()
+		if err != nil {
+			return nil, err
+		}
+		if txn.Succeeded {
+			return &j, nil
+		}
+	}
+}
+
+// RunNow queues a run of job for now, outside its schedule.
+func RunNow(ctx context.Context, cli *clientv3.Client, name string, now time.Time) (*Run, error) {
+	if _, err := GetJob(ctx, cli, name); err != nil {
+		return nil, err
+	}
+	r := Run{Job: name, Scheduled: now.UTC(), Attempt: 1, State: RunPending, Created: now.UTC()}
+	key := runKey(name, now)
+	txn, err := cli.Txn(ctx).
+		If(clientv3.Compare(clientv3.CreateRevision(key), "=", 0)).
+		Then(clientv3.OpPut(key, mustJSON(r))).
+		Commit()
+	if err != nil {
+		return nil, err
+	}
+	if !txn.Succeeded {
+		return nil, fmt.Errorf("scheduler: a run of %s for %v exists", name, now)
+	}
+	return &r, nil
+}

@@ -61,6 +61,11 @@ commands:
   nodes [--group G]                registered nodes (cmd/worker agents)
   fleetlock pause|resume GROUP     refuse (or grant again) FleetLock reboot slots of GROUP;
                                    its holders: sem status fleetlock-GROUP
+
+  job create NAME --schedule SPEC [--max-concurrent N] [--concurrency-policy allow|forbid|replace]
+      [--retries N] [--backoff D] [--timeout D] [--starting-deadline D] [--target LABEL=VALUE]
+      -- COMMAND [ARGS...]         a cron job, run by workers started with --run-jobs
+  job list | show|delete|pause|resume|run-now|runs NAME
 `
 
 func main() {
@@ -129,6 +134,8 @@ func run(ctx context.Context, args []string, out, errOut io.Writer) error {
 		return c.nodes(ctx, rest)
 	case "fleetlock":
 		return c.fleetlock(ctx, rest)
+	case "job":
+		return c.job(ctx, rest)
 	}
 	return fmt.Errorf("unknown command %q (see coordctl -h)", cmd)
 }

@@ -21,6 +21,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/coordhq/coord/scheduler"
 	"github.com/coordhq/coord/worker"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
@@ -60,7 +61,7 @@ func run(ctx context.Context, args []string, logOut io.Writer) error {
 	fs.StringVar(&cfg.Address, "address", "", "address shown to operators")
 	labels := fs.String("labels", "", "labels, k=v,...")
 	fs.IntVar(&cfg.TTL, "ttl", 10, "session TTL in seconds")
-	fs.StringVar(&cfg.VersionCmd, "version-cmd", "", "prints the node's current version (required)")
+	fs.StringVar(&cfg.VersionCmd, "version-cmd", "", "prints the node's current version (turns on the rollout agent)")
 	fs.StringVar(&cfg.DrainCmd, "drain-cmd", "", "drains the node before the upgrade")
 	fs.StringVar(&cfg.UpgradeCmd, "upgrade-cmd", "", "upgrades the node; gets COORD_TARGET_VERSION")
 	fs.StringVar(&cfg.RebootCmd, "reboot-cmd", "", "reboots the node (the agent must start again after it)")
@@ -71,6 +72,9 @@ func run(ctx context.Context, args []string, logOut io.Writer) error {
 	fs.DurationVar(&cfg.HealthInterval, "health-interval", 2*time.Second, "pause between health checks")
 	fs.DurationVar(&cfg.PollInterval, "poll-interval", 10*time.Second, "longest pause before looking again at windows and blockers")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
+	asScheduler := fs.Bool("scheduler", false, "be a candidate for the cron scheduler (one is elected)")
+	runJobs := fs.Bool("run-jobs", false, "claim and run cron job runs")
+	slots := fs.Int("slots", 1, "with --run-jobs: runs at once")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			fs.SetOutput(os.Stdout)
@@ -98,18 +102,51 @@ func run(ctx context.Context, args []string, logOut io.Writer) error {
 	}
 	defer cli.Close()
 	cfg.Client = cli
-	a, err := worker.NewAgent(cfg)
-	if err != nil {
-		return err
+	var roles []func(context.Context) error
+	if cfg.VersionCmd != "" {
+		a, err := worker.NewAgent(cfg)
+		if err != nil {
+			return err
+		}
+		roles = append(roles, a.Run)
 	}
-	// A lost session (the store unreachable past the TTL) starts a new one:
-	// the upgrade slot and progress are not bound to it.
+	if *asScheduler {
+		s := &scheduler.Scheduler{Client: cli, ID: cfg.ID, Log: cfg.Log}
+		roles = append(roles, s.Run)
+	}
+	if *runJobs {
+		if *slots < 1 {
+			return fmt.Errorf("--slots %d: want at least 1", *slots)
+		}
+		w := &scheduler.Worker{Client: cli, ID: cfg.ID, Labels: cfg.Labels, Slots: *slots, TTL: cfg.TTL, Log: cfg.Log}
+		roles = append(roles, w.Run)
+	}
+	if len(roles) == 0 {
+		return errors.New("nothing to do: give --version-cmd (rollouts), --scheduler and/or --run-jobs")
+	}
+	errc := make(chan error, len(roles))
+	for _, role := range roles {
+		go func() { errc <- keepRunning(ctx, role, cfg.Log) }()
+	}
+	var first error
+	for range roles {
+		if err := <-errc; err != nil && first == nil {
+			first = err
+		}
+	}
+	return first
+}
+
+// keepRunning runs a role until ctx ends; a role that stops (a lost
+// session: the store unreachable past the TTL) starts again. Slots, claims
+// and progress survive it in the store.
+func keepRunning(ctx context.Context, role func(context.Context) error, log *slog.Logger) error {
 	for {
-		err := a.Run(ctx)
+		err := role(ctx)
 		if ctx.Err() != nil {
 			return nil
 		}
-		cfg.Log.Warn("agent stopped; starting again", "err", err)
+		log.Warn("stopped; starting again", "err", err)
 		select {
 		case <-ctx.Done():
 			return nil
