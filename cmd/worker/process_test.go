@@ -20,7 +20,7 @@ import (
 	"go.uber.org/goleak"
 )
 
-var workerBin string
+var workerBin, coordctlBin string
 
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "worker-bin")
@@ -29,11 +29,14 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	workerBin = filepath.Join(dir, "worker")
-	build := exec.Command("go", "build", "-o", workerBin, ".")
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "build worker:", err)
-		os.Exit(1)
+	coordctlBin = filepath.Join(dir, "coordctl")
+	for _, b := range [][]string{{"-o", workerBin, "."}, {"-o", coordctlBin, "../coordctl"}} {
+		build := exec.Command("go", append([]string{"build"}, b...)...)
+		build.Stdout, build.Stderr = os.Stderr, os.Stderr
+		if err := build.Run(); err != nil {
+			fmt.Fprintln(os.Stderr, "build:", err)
+			os.Exit(1)
+		}
 	}
 	code := 0
 	func() {
