@@ -92,7 +92,23 @@ func claim(ctx context.Context, cli *clientv3.Client, j *Job, p pendingRun, work
 			return nil, 0, nil
 		}
 		for _, kv := range cresp.Kvs {
-			extra = append(extra, clientv3.OpDelete(string(kv.Key)))
+			// The replaced run ends here, in the same txn: its worker's
+			// claim goes (so it stops the command) and its record says why,
+			// so that it is not taken for a run whose worker died.
+			ck := string(kv.Key)
+			rk := runsPrefix(j.Name) + ck[strings.LastIndexByte(ck, '/')+1:]
+			rresp, err := cli.Get(ctx, rk)
+			if err != nil {
+				return nil, 0, err
+			}
+			extra = append(extra, clientv3.OpDelete(ck))
+			if len(rresp.Kvs) == 1 {
+				var old Run
+				if json.Unmarshal(rresp.Kvs[0].Value, &old) == nil {
+					old.State, old.Finished, old.Error = RunReplaced, now.UTC(), "replaced by the run of "+p.run.Scheduled.Format(time.RFC3339)
+					extra = append(extra, clientv3.OpPut(rk, mustJSON(old)))
+				}
+			}
 		}
 	}
 	r := p.run

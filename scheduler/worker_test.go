@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -60,10 +61,14 @@ func cutEnv(e, p string) (string, bool) {
 }
 
 func startWorkers(t *testing.T, cli *clientv3.Client, f *fakeExec, n int) {
+	startLabelled(t, cli, f, n, nil)
+}
+
+func startLabelled(t *testing.T, cli *clientv3.Client, f *fakeExec, n int, labels map[string]string) {
 	for i := range n {
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan struct{})
-		w := &scheduler.Worker{Client: cli, ID: "w" + string(rune('a'+i)), Slots: 2, Exec: f.exec,
+		w := &scheduler.Worker{Client: cli, ID: "w" + string(rune('a'+i)), Labels: labels, Slots: 2, Exec: f.exec,
 			PollInterval: 100 * time.Millisecond, Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
 		go func() {
 			defer close(done)
@@ -182,5 +187,74 @@ func TestRequeueAfterWorkerDeath(t *testing.T) {
 			t.Fatalf("run not re-queued after its worker died: %+v", rs)
 		}
 		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// Policy replace stops the run under way when a newer one starts; a
+// timeout kills a run; a job targets only workers with its label; history
+// keeps the newest finished runs.
+func TestReplaceTimeoutTargetHistory(t *testing.T) {
+	m := coordtest.StartSingle(t)
+	cli := m.Client()
+	defer cli.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	base := time.Now().Truncate(time.Second)
+
+	// Replace: the first run holds for an hour; the second replaces it.
+	rj, err := scheduler.CreateJob(ctx, cli, scheduler.Job{Name: "repl", Schedule: "@every 1s", Command: []string{"x"},
+		Policy: scheduler.PolicyReplace, StartingDeadline: scheduler.Duration(time.Hour)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Timeout: the command would run an hour.
+	tj, err := scheduler.CreateJob(ctx, cli, scheduler.Job{Name: "slow", Schedule: "@every 1s", Command: []string{"x"},
+		Timeout: scheduler.Duration(100 * time.Millisecond), StartingDeadline: scheduler.Duration(time.Hour)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Target: only workers labelled gpu=yes.
+	gj, err := scheduler.CreateJob(ctx, cli, scheduler.Job{Name: "gpu", Schedule: "@every 1s", Command: []string{"x"},
+		Target: "gpu=yes", StartingDeadline: scheduler.Duration(time.Hour)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, j := range []*scheduler.Job{rj, tj, gj} {
+		scheduler.Fire(ctx, cli, j, base)
+		scheduler.Fire(ctx, cli, j, base.Add(time.Second)) // one run each
+	}
+	f := &fakeExec{calls: map[string]int{}, hold: time.Hour}
+	startWorkers(t, cli, f, 1) // no labels
+	waitRuns(t, cli, "repl", allIn(scheduler.RunRunning, 1))
+	waitRuns(t, cli, "slow", allIn(scheduler.RunFailed, 1))
+	if rs, _ := scheduler.ListRuns(ctx, cli, "slow"); !strings.Contains(rs[0].Error, "timed out") {
+		t.Fatalf("slow run: %+v, want a timeout", rs[0])
+	}
+	scheduler.Fire(ctx, cli, rj, base.Add(2*time.Second)) // a newer run of repl
+	waitRuns(t, cli, "repl", func(rs []scheduler.Run) bool {
+		return len(rs) == 2 && rs[1].State == scheduler.RunRunning && rs[0].State != scheduler.RunRunning
+	})
+	if rs, _ := scheduler.ListRuns(ctx, cli, "gpu"); rs[0].State != scheduler.RunPending {
+		t.Fatalf("gpu run on an unlabelled worker: %+v", rs[0])
+	}
+
+	// History: 25 finished runs of a job; a pass keeps 20.
+	// (Targeted at a worker of its own: the first one holds its runs an hour.)
+	hj, err := scheduler.CreateJob(ctx, cli, scheduler.Job{Name: "hist", Schedule: "@every 1s", Command: []string{"x"},
+		Target: "fast=yes", StartingDeadline: scheduler.Duration(time.Hour)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	scheduler.Fire(ctx, cli, hj, base)
+	scheduler.Fire(ctx, cli, hj, base.Add(25*time.Second))
+	g := &fakeExec{calls: map[string]int{}, hold: 0}
+	startLabelled(t, cli, g, 1, map[string]string{"fast": "yes", "gpu": "no"})
+	waitRuns(t, cli, "hist", allIn(scheduler.RunSucceeded, 25))
+	sch := &scheduler.Scheduler{Client: cli, ID: "s", Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	if _, _, err := sch.Pass(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if rs, _ := scheduler.ListRuns(ctx, cli, "hist"); len(rs) != scheduler.HistoryKept || !rs[len(rs)-1].Scheduled.Equal(base.Add(25*time.Second)) {
+		t.Fatalf("history: %d runs, last %v; want the newest %d", len(rs), rs[len(rs)-1].Scheduled, scheduler.HistoryKept)
 	}
 }
