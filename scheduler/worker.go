@@ -59,6 +59,9 @@ func (w *Worker) Run(ctx context.Context) error {
 	for ctx.Err() == nil {
 		select {
 		case <-sess.Done():
+			if ctx.Err() != nil {
+				return nil // stopping: the session ends with ctx
+			}
 			return errors.New("scheduler: worker session lost")
 		default:
 		}
