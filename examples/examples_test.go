@@ -20,6 +20,7 @@ func TestExamples(t *testing.T) {
 		{"resume", nil, "were not done again"},
 		{"failover", []string{"--ttl", "1"}, "new master"},
 		{"rolling-upgrade", []string{"--nodes", "8", "--parallel", "2"}, "upgrades at once (limit 2)"},
+		{"cron", []string{"--seconds", "5"}, "never more than"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
