@@ -79,11 +79,6 @@ func openNode(cfg Config, f *fsm) (*node, error) {
 	rc.TrailingLogs = max(cfg.SnapshotCount, 1024)
 	rc.BatchApplyCh = true
 	rc.MaxAppendEntries = 512
-	// Followers learn the commit index from the next AppendEntries; when no
-	// new entry follows, that is CommitTimeout later (default 50 ms). A
-	// write forwarded by a follower waits until the follower applied it
-	// (read-your-writes there), so this bounds its latency.
-	rc.CommitTimeout = 5 * time.Millisecond
 
 	hasState, err := raft.HasExistingState(logs, logs, snaps)
 	if err != nil {
