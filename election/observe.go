@@ -121,7 +121,7 @@ func (o *observer) run(ctx context.Context) {
 				b.reset()
 			}
 		}
-		if !o.pause(ctx, b.next()) {
+		if !o.pause(ctx, b.Next()) {
 			return
 		}
 	}
