@@ -137,7 +137,7 @@ func (c *clusterServer) MemberList(ctx context.Context, r *pb.MemberListRequest)
 	s := c.s
 	resp := &pb.MemberListResponse{Header: s.header(s.store.Rev())}
 	for _, p := range s.peers() {
-		m := &pb.Member{ID: hash64(string(p.ID)), Name: string(p.ID), PeerURLs: []string{"http://" + string(p.Address)}, IsLearner: p.Suffrage != raft.Voter}
+		m := &pb.Member{ID: hash64(string(p.ID)), Name: string(p.ID), PeerURLs: []string{peerURL(p.Address)}, IsLearner: p.Suffrage != raft.Voter}
 		if addr, ok := s.members.clientAddr(string(p.ID)); ok {
 			m.ClientURLs = []string{"http://" + addr}
 		}

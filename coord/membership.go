@@ -39,11 +39,12 @@ type memberMeta struct {
 // incarnationFile, in the data dir, holds the member's incarnation.
 const incarnationFile = "incarnation"
 
-// loadIncarnation returns the data dir's incarnation, creating it on the
-// first start.
-func loadIncarnation(dataDir string) (string, error) {
+// loadIncarnation returns the data dir's incarnation. A data dir without
+// raft state gets a new one: whatever this member was before, it no longer
+// remembers its votes, so it must not be taken for its old self.
+func loadIncarnation(dataDir string, hasState bool) (string, error) {
 	path := filepath.Join(dataDir, incarnationFile)
-	if b, err := os.ReadFile(path); err == nil && len(b) > 0 {
+	if b, err := os.ReadFile(path); hasState && err == nil && len(b) > 0 {
 		return string(b), nil
 	}
 	var raw [8]byte
@@ -51,7 +52,7 @@ func loadIncarnation(dataDir string) (string, error) {
 		return "", err
 	}
 	id := hex.EncodeToString(raw[:])
-	if err := os.WriteFile(path, []byte(id), 0o600); err != nil {
+	if err := replaceFile(path, []byte(id)); err != nil {
 		return "", fmt.Errorf("coord: write incarnation: %w", err)
 	}
 	return id, nil
@@ -76,17 +77,33 @@ func (m *membership) savePeers() {
 	if err != nil {
 		return
 	}
-	path := filepath.Join(m.s.cfg.DataDir, peersFile)
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, data, 0o600); err != nil {
-		m.s.log.Warn("save gossip peers", "err", err)
-		return
-	}
-	if err := os.Rename(tmp, path); err != nil {
+	if err := replaceFile(filepath.Join(m.s.cfg.DataDir, peersFile), data); err != nil {
 		m.s.log.Warn("save gossip peers", "err", err)
 		return
 	}
 	m.saved = addrs
+}
+
+// replaceFile writes data to path through a synced temporary file and a
+// rename, so a crash leaves the old content or the new, never a part.
+func replaceFile(path string, data []byte) error {
+	tmp := path + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
 }
 
 // savedPeers returns the gossip addresses saved by an earlier run.
@@ -119,9 +136,6 @@ type membership struct {
 	changed chan struct{}   // has a value after a membership event
 	saved   []string        // what savePeers last wrote; reconcile loop only
 	joinTo  []string        // --join plus the saved peers
-	// known maps a member's name to the incarnation last seen with raft
-	// state (guarded by mu). Every member keeps it, so a new leader knows.
-	known map[string]string
 	// gossipAddrs maps every member ever seen to its gossip address
 	// (guarded by mu), to find again members that came back.
 	gossipAddrs map[string]string
@@ -154,21 +168,6 @@ func (m *membership) rejoinMissing(servers []raft.Server, now time.Time) {
 			m.s.log.Debug("rejoin missing members", "addrs", addrs, "err", err)
 		}
 	}
-}
-
-// lostData reports whether mm is a member last seen with state under
-// another incarnation: it came back without its data.
-func (m *membership) lostData(mm memberMeta) bool {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	inc, ok := m.known[mm.Name]
-	return ok && inc != mm.Incarnation
-}
-
-func (m *membership) setKnown(name, incarnation string) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	m.known[name] = incarnation
 }
 
 // setHasState publishes that this member now has raft state.
@@ -215,22 +214,18 @@ func openMembership(s *Server) (*membership, error) {
 	if err != nil {
 		return nil, fmt.Errorf("coord: gossip port %q: %w", portStr, err)
 	}
-	inc, err := loadIncarnation(s.cfg.DataDir)
-	if err != nil {
-		return nil, err
-	}
 	client := s.cfg.AdvertiseClientAddr
 	if client == "" {
 		client = s.ClientAddr()
 	}
-	self := memberMeta{Name: s.cfg.Name, Raft: s.cfg.AdvertisePeerAddr, Client: client, Gossip: s.cfg.GossipAddr,
-		Incarnation: inc, HasState: s.node.hasState()}
+	self := memberMeta{Name: s.cfg.Name, Raft: string(s.node.transport.LocalAddr()), Client: client, Gossip: s.cfg.GossipAddr,
+		Incarnation: s.node.incarnation, HasState: s.node.hasState()}
 	meta, err := json.Marshal(self)
 	if err != nil {
 		return nil, err
 	}
 	m := &membership{s: s, self: self, meta: meta, members: map[string]memberMeta{s.cfg.Name: self}, left: map[string]bool{},
-		known: map[string]string{}, gossipAddrs: map[string]string{}, changed: make(chan struct{}, 1)}
+		gossipAddrs: map[string]string{}, changed: make(chan struct{}, 1)}
 	mc := memberlist.DefaultLocalConfig()
 	mc.Name = s.cfg.Name
 	mc.BindAddr, mc.BindPort = host, port
@@ -285,12 +280,6 @@ func (m *membership) update(n *memberlist.Node, alive bool) {
 	case alive:
 		m.members[meta.Name] = meta
 		delete(m.left, meta.Name)
-		// Only the first incarnation seen with state is recorded here; a
-		// new one means the member lost its data, and only the leader's
-		// re-add (setKnown) may accept it.
-		if _, seen := m.known[meta.Name]; meta.HasState && !seen {
-			m.known[meta.Name] = meta.Incarnation
-		}
 	default:
 		delete(m.members, meta.Name) // failed: it may come back; raft keeps it
 	}
@@ -440,6 +429,12 @@ func (s *Server) maybeBootstrap() {
 	s.log.Info("bootstrapped cluster", "members", len(conf.Servers))
 }
 
+// sameIncarnation reports whether a raft address names the incarnation.
+func sameIncarnation(addr raft.ServerAddress, incarnation string) bool {
+	a, err := parseRaftAddr(string(addr))
+	return err == nil && a.incarnation == incarnation
+}
+
 func (s *Server) reconcileRaft() {
 	servers := s.peers()
 	inRaft := map[string]raft.Server{}
@@ -448,15 +443,16 @@ func (s *Server) reconcileRaft() {
 	}
 	for _, mm := range s.members.alive() {
 		p, ok := inRaft[mm.Name]
-		if ok && mm.Name != s.cfg.Name && s.members.lostData(mm) {
+		if ok && mm.Name != s.cfg.Name && !sameIncarnation(p.Address, mm.Incarnation) {
 			// A member of the configuration came back without its data.
-			// Take its old self out, then add it as new: it gets the log
-			// from this leader and no vote it cast before counts again.
+			// Its old self cannot answer any more (its raft address names
+			// the old incarnation): take the old self out, then add the
+			// new one, which gets the log from this leader and has cast no
+			// vote yet.
 			if err := s.node.raft.RemoveServer(p.ID, 0, s.cfg.ApplyTimeout).Error(); err != nil {
 				s.log.Warn("remove member that lost its data", "member", mm.Name, "err", err)
 				continue
 			}
-			s.members.setKnown(mm.Name, mm.Incarnation)
 			s.log.Warn("member came back without its data; re-adding it", "member", mm.Name, "incarnation", mm.Incarnation)
 			ok = false
 		}

@@ -25,6 +25,8 @@ type node struct {
 	snaps     *raft.FileSnapshotStore
 	transport *raft.NetworkTransport
 	stream    *peerStream
+	// incarnation names this data dir; it is part of the raft address.
+	incarnation string
 
 	bootstrapped bool // raft had state when opened, or this member bootstrapped it
 }
@@ -62,7 +64,17 @@ func openNode(cfg Config, f *fsm) (*node, error) {
 		logs.Close()
 		return nil, fmt.Errorf("coord: advertised peer address: %w", err)
 	}
-	stream, err := listenPeers(cfg.PeerAddr, adv)
+	hasState, err := raft.HasExistingState(logs, logs, snaps)
+	if err != nil {
+		logs.Close()
+		return nil, fmt.Errorf("coord: read raft state: %w", err)
+	}
+	inc, err := loadIncarnation(cfg.DataDir, hasState)
+	if err != nil {
+		logs.Close()
+		return nil, err
+	}
+	stream, err := listenPeers(cfg.PeerAddr, incAddr{tcp: adv.String(), incarnation: inc})
 	if err != nil {
 		logs.Close()
 		return nil, fmt.Errorf("coord: listen for peers on %s: %w", cfg.PeerAddr, err)
@@ -79,20 +91,19 @@ func openNode(cfg Config, f *fsm) (*node, error) {
 	rc.TrailingLogs = max(cfg.SnapshotCount, 1024)
 	rc.BatchApplyCh = true
 	rc.MaxAppendEntries = 512
+	// Followers learn the commit index from the next AppendEntries; when no
+	// new entry follows, that is CommitTimeout later (default 50 ms). A
+	// write forwarded by a follower waits until the follower applied it
+	// (read-your-writes there), so this bounds its latency.
+	rc.CommitTimeout = 5 * time.Millisecond
 
-	hasState, err := raft.HasExistingState(logs, logs, snaps)
-	if err != nil {
-		transport.Close()
-		logs.Close()
-		return nil, fmt.Errorf("coord: read raft state: %w", err)
-	}
 	r, err := raft.NewRaft(rc, f, logs, logs, snaps, transport)
 	if err != nil {
 		transport.Close()
 		logs.Close()
 		return nil, fmt.Errorf("coord: start raft: %w", err)
 	}
-	n := &node{raft: r, logs: logs, snaps: snaps, transport: transport, stream: stream, bootstrapped: hasState}
+	n := &node{raft: r, logs: logs, snaps: snaps, transport: transport, stream: stream, incarnation: inc, bootstrapped: hasState}
 	if !hasState && cfg.BootstrapExpect <= 1 && len(cfg.othersToJoin()) == 0 {
 		boot := raft.Configuration{Servers: []raft.Server{{ID: rc.LocalID, Address: transport.LocalAddr()}}}
 		if err := r.BootstrapCluster(boot).Error(); err != nil && !errors.Is(err, raft.ErrCantBootstrap) {
