@@ -67,6 +67,8 @@ type Config struct {
 	// MetricsAddr, if set, is the host:port of the HTTP listener serving
 	// /metrics (Prometheus) and /health.
 	MetricsAddr string
+	// EnablePprof adds Go's /debug/pprof/ handlers to the metrics listener.
+	EnablePprof bool
 
 	// Logger receives structured logs; default slog.Default().
 	Logger *slog.Logger

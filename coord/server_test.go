@@ -426,6 +426,7 @@ func TestQuota(t *testing.T) {
 func TestMetricsAndHealth(t *testing.T) {
 	m := coordtest.NewMember(t, "m0")
 	m.Config.MetricsAddr = coordtest.FreeAddr(t)
+	m.Config.EnablePprof = true
 	m.Start()
 	c := m.Client()
 	defer c.Close()
@@ -446,6 +447,9 @@ func TestMetricsAndHealth(t *testing.T) {
 	code, body := get("/health")
 	if code != 200 || !strings.Contains(body, `"health":"true"`) {
 		t.Fatalf("/health: %d %s", code, body)
+	}
+	if code, body := get("/debug/pprof/goroutine?debug=1"); code != 200 || !strings.Contains(body, "goroutine profile") {
+		t.Fatalf("/debug/pprof/goroutine: %d %.200s", code, body)
 	}
 	_, body = get("/metrics")
 	for _, want := range []string{

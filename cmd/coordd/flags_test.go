@@ -19,13 +19,13 @@ func TestParseFlags(t *testing.T) {
 	}
 	o, err = parseFlags([]string{"--name", "a", "--join", "h1:1,h2:2", "--bootstrap-expect", "3",
 		"--auto-compaction-mode", "revision", "--auto-compaction-retention", "1000",
-		"--listen-metrics-urls", "http://127.0.0.1:9090", "--initial-advertise-peer-urls", "http://10.0.0.1:2380"})
+		"--listen-metrics-urls", "http://127.0.0.1:9090", "--enable-pprof", "--initial-advertise-peer-urls", "http://10.0.0.1:2380"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	cfg = o.cfg
 	if len(cfg.Join) != 2 || cfg.BootstrapExpect != 3 || cfg.AutoCompactionMode != coord.CompactRevision || cfg.AutoCompactionRevisions != 1000 ||
-		cfg.MetricsAddr != "127.0.0.1:9090" || cfg.AdvertisePeerAddr != "10.0.0.1:2380" {
+		cfg.MetricsAddr != "127.0.0.1:9090" || !cfg.EnablePprof || cfg.AdvertisePeerAddr != "10.0.0.1:2380" {
 		t.Fatalf("parsed: %+v", cfg)
 	}
 	o, err = parseFlags([]string{"--fleetlock-listen", "http://127.0.0.1:3333/fl", "--fleetlock-groups", "default=1,workers=3",
@@ -53,6 +53,7 @@ func TestParseFlags(t *testing.T) {
 		"zero expect":        {"--bootstrap-expect", "0"},
 		"bad log level":      {"--log-level", "loud"},
 		"stray argument":     {"extra"},
+		"pprof, no metrics":  {"--enable-pprof"},
 		"zero snapshot":      {"--snapshot-count", "0"},
 		"negative max bytes": {"--max-request-bytes", "-1"},
 		"fleetlock https":    {"--fleetlock-listen", "https://127.0.0.1:3333"},

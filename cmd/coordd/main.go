@@ -89,6 +89,7 @@ func parseFlags(args []string) (o options, err error) {
 	compactMode := fs.String("auto-compaction-mode", "periodic", "periodic: keep a duration of history; revision: keep a number of revisions")
 	compactRetention := fs.String("auto-compaction-retention", "0", "history to keep: a duration (\"1h\", or a number of hours) for periodic, a count for revision; 0 turns it off")
 	metricsURL := fs.String("listen-metrics-urls", "", "URL to serve /metrics and /health on (one, http only; off by default)")
+	pprofOn := fs.Bool("enable-pprof", false, "serve Go's /debug/pprof/ on --listen-metrics-urls")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	flURL := fs.String("fleetlock-listen", "", "serve the FleetLock protocol (Fedora CoreOS reboot slots) at this URL, e.g. http://0.0.0.0:3333/fleetlock (off by default)")
 	flGroups := fs.String("fleetlock-groups", "default=1", "FleetLock groups and their slots, e.g. default=1,workers=3; other groups are refused")
@@ -142,6 +143,10 @@ func parseFlags(args []string) (o options, err error) {
 			return o, err
 		}
 	}
+	if *pprofOn && cfg.MetricsAddr == "" {
+		return o, fmt.Errorf("--enable-pprof needs --listen-metrics-urls")
+	}
+	cfg.EnablePprof = *pprofOn
 	if err := setCompaction(&cfg, *compactMode, *compactRetention); err != nil {
 		return o, err
 	}
