@@ -7,6 +7,8 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -15,6 +17,7 @@ import (
 
 	"github.com/coordhq/coord/coord"
 	"github.com/coordhq/coord/coord/coordtest"
+	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/api/v3/mvccpb"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
@@ -615,5 +618,49 @@ func TestExpiredContextIsNotProposed(t *testing.T) {
 	}
 	if after.Header.Revision != before.Header.Revision {
 		t.Fatalf("revision moved from %d to %d: the expired put was applied", before.Header.Revision, after.Header.Revision)
+	}
+}
+
+// A data dir made before coord moved its raft log to a WAL keeps its
+// BoltDB log: the member starts on it, keeps what it held, and writes no
+// WAL beside it (a new WAL would hide the log entries after the last
+// snapshot).
+func TestBoltDBDataDirKeepsItsLog(t *testing.T) {
+	m := coordtest.NewMember(t, "m0")
+	if err := os.MkdirAll(m.Config.DataDir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	old, err := raftboltdb.New(raftboltdb.Options{Path: filepath.Join(m.Config.DataDir, "raft.db")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	old.Close()
+	m.Start()
+	c := m.Client()
+	defer c.Close()
+	ctx := ctxT(t, 20*time.Second)
+	if _, err := c.Put(ctx, "kept", "v"); err != nil {
+		t.Fatal(err)
+	}
+	m.Restart()
+	c2 := m.Client()
+	defer c2.Close()
+	g, err := c2.Get(ctx, "kept")
+	if err != nil || len(g.Kvs) != 1 {
+		t.Fatalf("after restart: %v %v", g, err)
+	}
+	if _, err := os.Stat(filepath.Join(m.Config.DataDir, "wal")); !os.IsNotExist(err) {
+		t.Fatalf("a WAL was made beside the BoltDB log: %v", err)
+	}
+}
+
+// A new data dir gets a WAL and no BoltDB file.
+func TestNewDataDirUsesWAL(t *testing.T) {
+	m := coordtest.StartSingle(t)
+	if _, err := os.Stat(filepath.Join(m.Config.DataDir, "wal")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(m.Config.DataDir, "raft.db")); !os.IsNotExist(err) {
+		t.Fatalf("raft.db in a new data dir: %v", err)
 	}
 }
