@@ -216,3 +216,32 @@ func TestClusterHashesAgree(t *testing.T) {
 		t.Fatalf("hashes differ: %v", hashes)
 	}
 }
+
+// TestIsolatedLeaderRefusesKeepAlive: a leader cut off from the others may
+// still believe it leads for a while; it must not tell a client its lease
+// was extended, since the majority may already have elected a leader that
+// expires the lease on its own clock (etcd bug 15247).
+func TestIsolatedLeaderRefusesKeepAlive(t *testing.T) {
+	c := coordtest.StartCluster(t, 3)
+	ctx := ctxT(t, 30*time.Second)
+	old := c.Leader()
+	oc := old.Client()
+	defer oc.Close()
+	l, err := oc.Grant(ctx, 5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := oc.KeepAliveOnce(ctx, l.ID); err != nil {
+		t.Fatalf("keep-alive while connected: %v", err)
+	}
+	old.Isolate(true)
+	defer old.Isolate(false)
+	for range 3 {
+		kctx, cancel := context.WithTimeout(ctx, time.Second)
+		resp, err := oc.KeepAliveOnce(kctx, l.ID)
+		cancel()
+		if err == nil && resp.TTL > 0 {
+			t.Fatalf("isolated leader renewed the lease (TTL %d)", resp.TTL)
+		}
+	}
+}
