@@ -7,8 +7,8 @@ import (
 	"hash/fnv"
 	"log/slog"
 	"net"
-	"runtime"
 	"net/http"
+	"runtime"
 	"sync"
 	"time"
 
