@@ -2,12 +2,17 @@ package coord_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"testing"
 	"time"
 
 	"github.com/coordhq/coord/coord/coordtest"
+	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
 )
 
 // TestClusterThroughFollowers: a client on any member sees the same data;
@@ -243,5 +248,74 @@ func TestIsolatedLeaderRefusesKeepAlive(t *testing.T) {
 		if err == nil && resp.TTL > 0 {
 			t.Fatalf("isolated leader renewed the lease (TTL %d)", resp.TTL)
 		}
+	}
+}
+
+// TestRequireLeader: on a member cut off from the others, a request made
+// WithRequireLeader is refused with ErrNoLeader and a watch made with it is
+// canceled, while a plain watch on the same member stays open (etcd's
+// behaviour).
+func TestRequireLeader(t *testing.T) {
+	c := coordtest.StartCluster(t, 3)
+	ctx := ctxT(t, 60*time.Second)
+	f := c.Follower()
+	fc := f.Client()
+	defer fc.Close()
+	rl := clientv3.WithRequireLeader(ctx)
+	if _, err := fc.Get(rl, "k", clientv3.WithSerializable()); err != nil {
+		t.Fatalf("require-leader read with a leader: %v", err)
+	}
+	wctx, cancel := context.WithCancel(rl)
+	defer cancel()
+	required := fc.Watch(wctx, "k")
+	pctx, pcancel := context.WithCancel(ctx)
+	defer pcancel()
+	plain := fc.Watch(pctx, "k")
+
+	f.Isolate(true)
+	defer f.Isolate(false)
+	// A raw connection: clientv3 retries Unavailable reads until its
+	// deadline, which would hide the error.
+	conn, err := grpc.NewClient(f.Endpoint(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	kv := pb.NewKVClient(conn)
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		gctx, gcancel := context.WithTimeout(rl, time.Second)
+		_, err := kv.Range(gctx, &pb.RangeRequest{Key: []byte("k"), Serializable: true})
+		gcancel()
+		if rpctypes.Error(err) == rpctypes.ErrNoLeader {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("isolated member answered a require-leader read: %v", err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	timer := time.NewTimer(20 * time.Second)
+	defer timer.Stop()
+	for canceled := false; !canceled; {
+		select {
+		case wr, ok := <-required:
+			if !ok {
+				t.Fatal("require-leader watch closed without an error")
+			}
+			if err := wr.Err(); err != nil {
+				if !errors.Is(err, rpctypes.ErrNoLeader) {
+					t.Fatalf("require-leader watch ended with %v, want ErrNoLeader", err)
+				}
+				canceled = true
+			}
+		case <-timer.C:
+			t.Fatal("require-leader watch on an isolated member was not canceled")
+		}
+	}
+	select {
+	case wr, ok := <-plain:
+		t.Fatalf("plain watch ended too: %v %v", wr.Err(), ok)
+	default:
 	}
 }

@@ -127,8 +127,8 @@ func (s *Server) Start() (err error) {
 	s.grpc = grpc.NewServer(
 		grpc.MaxRecvMsgSize(s.cfg.MaxRequestBytes+grpcOverheadBytes),
 		grpc.MaxSendMsgSize(1<<31-1),
-		grpc.ChainUnaryInterceptor(s.metrics.unary),
-		grpc.ChainStreamInterceptor(s.metrics.stream),
+		grpc.ChainUnaryInterceptor(s.metrics.unary, s.requireLeaderUnary),
+		grpc.ChainStreamInterceptor(s.metrics.stream, s.requireLeaderStream),
 		// A pool of handler goroutines whose stacks have already grown:
 		// a new goroutine per stream spent 13% of a keep-alive workload's
 		// CPU growing its stack.

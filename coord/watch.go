@@ -7,6 +7,7 @@ import (
 	"github.com/coordhq/coord/kvstore"
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/api/v3/mvccpb"
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	"google.golang.org/protobuf/proto"
 )
 
@@ -42,11 +43,15 @@ func (w *watchServer) Watch(stream pb.Watch_WatchServer) error {
 		}
 	}()
 
+	lost, stopChecking := s.leaderLost(stream.Context())
+	defer stopChecking()
 	fragment := map[int64]bool{} // watch IDs whose client accepts fragments
 	for {
 		select {
 		case <-stream.Context().Done():
 			return stream.Context().Err()
+		case <-lost:
+			return rpctypes.ErrGRPCNoLeader
 		case <-s.stopc:
 			return toGRPC(ErrStopped)
 		case err := <-recvErr:
