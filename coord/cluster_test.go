@@ -319,3 +319,27 @@ func TestRequireLeader(t *testing.T) {
 	default:
 	}
 }
+
+// TestFollowerWritesWaitOutFailover: a write sent to a follower while the
+// leader has just died waits for the next leader instead of failing, as
+// etcd holds proposals during an election (clientv3 does not retry
+// writes, so every such error would reach the application).
+func TestFollowerWritesWaitOutFailover(t *testing.T) {
+	c := coordtest.StartCluster(t, 3)
+	ctx := ctxT(t, 60*time.Second)
+	f := c.Follower()
+	fc := f.Client()
+	defer fc.Close()
+	if _, err := fc.Put(ctx, "k", "before"); err != nil {
+		t.Fatal(err)
+	}
+	c.Leader().Kill()
+	for i := range 5 {
+		wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		_, err := fc.Put(wctx, "k", fmt.Sprint("during-", i))
+		cancel()
+		if err != nil {
+			t.Fatalf("write %d through a follower during the failover: %v", i, err)
+		}
+	}
+}

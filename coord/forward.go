@@ -10,6 +10,7 @@ import (
 	"github.com/hashicorp/raft"
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/connectivity"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 )
@@ -44,28 +45,56 @@ func newForwarder(s *Server) *forwarder { return &forwarder{s: s} }
 // as forwarded, or ok=false when this member should serve the request: it
 // leads, the request was already forwarded once, or no leader is known (the
 // local path then answers "no leader").
+//
+// While no leader is known, or the known one cannot be reached, it waits
+// for one (bounded by the request's deadline and the apply timeout),
+// as etcd holds a proposal during an election: a client sees a failover as
+// a pause, not as errors.
 func (f *forwarder) to(ctx context.Context) (context.Context, *grpc.ClientConn, bool) {
 	s := f.s
-	if s.node.raft.State() == raft.Leader {
-		return ctx, nil, false
-	}
 	if md, ok := metadata.FromIncomingContext(ctx); ok && len(md.Get(forwardedKey)) > 0 {
 		return ctx, nil, false
 	}
-	_, id := s.node.raft.LeaderWithID()
-	if id == "" {
-		return ctx, nil, false
+	wait := time.NewTimer(s.cfg.ApplyTimeout)
+	defer wait.Stop()
+	var unreachable raft.ServerID // a leader whose connection failed
+	for {
+		if s.node.raft.State() == raft.Leader {
+			return ctx, nil, false
+		}
+		if _, id := s.node.raft.LeaderWithID(); id != "" && id != unreachable {
+			conn, ok := f.leaderConn(id)
+			if !ok {
+				return ctx, nil, false
+			}
+			if conn.GetState() != connectivity.TransientFailure {
+				return metadata.AppendToOutgoingContext(ctx, forwardedKey, s.cfg.Name), conn, true
+			}
+			unreachable = id
+		}
+		select {
+		case <-ctx.Done():
+			return ctx, nil, false
+		case <-s.stopc:
+			return ctx, nil, false
+		case <-wait.C:
+			return ctx, nil, false // the local path answers "no leader"
+		case <-time.After(10 * time.Millisecond):
+		}
+		if _, id := s.node.raft.LeaderWithID(); id != unreachable {
+			unreachable = ""
+		}
 	}
-	addr, ok := s.members.clientAddr(string(id))
+}
+
+// leaderConn returns the connection to the leader named id.
+func (f *forwarder) leaderConn(id raft.ServerID) (*grpc.ClientConn, bool) {
+	addr, ok := f.s.members.clientAddr(string(id))
 	if !ok {
-		return ctx, nil, false
+		return nil, false
 	}
 	conn, err := f.connect(addr)
-	if err != nil {
-		return ctx, nil, false
-	}
-	out := metadata.AppendToOutgoingContext(ctx, forwardedKey, s.cfg.Name)
-	return out, conn, true
+	return conn, err == nil
 }
 
 func (f *forwarder) connect(addr string) (*grpc.ClientConn, error) {

@@ -2,9 +2,14 @@ package coord
 
 import (
 	"context"
+	"strings"
 
 	"github.com/coordhq/coord/kvstore"
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 )
 
 // kvServer is etcd's KV service.
@@ -34,8 +39,9 @@ func (k *kvServer) Put(ctx context.Context, r *pb.PutRequest) (*pb.PutResponse, 
 	if err := kvstore.ValidatePut(r); err != nil {
 		return nil, toGRPC(err)
 	}
-	if fctx, conn, ok := k.s.forward.to(ctx); ok {
-		resp, err := pb.NewKVClient(conn).Put(fctx, r)
+	if resp, ok, err := viaLeader(ctx, k.s, func(ctx context.Context, c *grpc.ClientConn) (*pb.PutResponse, error) {
+		return pb.NewKVClient(c).Put(ctx, r)
+	}); ok {
 		return forwarded(ctx, k.s, 0, resp, err)
 	}
 	resp, err := k.s.propose(ctx, &pb.InternalRaftRequest{Put: r})
@@ -51,8 +57,9 @@ func (k *kvServer) DeleteRange(ctx context.Context, r *pb.DeleteRangeRequest) (*
 	if err := kvstore.ValidateDeleteRange(r); err != nil {
 		return nil, toGRPC(err)
 	}
-	if fctx, conn, ok := k.s.forward.to(ctx); ok {
-		resp, err := pb.NewKVClient(conn).DeleteRange(fctx, r)
+	if resp, ok, err := viaLeader(ctx, k.s, func(ctx context.Context, c *grpc.ClientConn) (*pb.DeleteRangeResponse, error) {
+		return pb.NewKVClient(c).DeleteRange(ctx, r)
+	}); ok {
 		return forwarded(ctx, k.s, 0, resp, err)
 	}
 	resp, err := k.s.propose(ctx, &pb.InternalRaftRequest{DeleteRange: r})
@@ -80,8 +87,9 @@ func (k *kvServer) Txn(ctx context.Context, r *pb.TxnRequest) (*pb.TxnResponse, 
 		k.s.fillHeader(resp.Header)
 		return resp, nil
 	}
-	if fctx, conn, ok := k.s.forward.to(ctx); ok {
-		resp, err := pb.NewKVClient(conn).Txn(fctx, r)
+	if resp, ok, err := viaLeader(ctx, k.s, func(ctx context.Context, c *grpc.ClientConn) (*pb.TxnResponse, error) {
+		return pb.NewKVClient(c).Txn(ctx, r)
+	}); ok {
 		return forwarded(ctx, k.s, 0, resp, err)
 	}
 	resp, err := k.s.propose(ctx, &pb.InternalRaftRequest{Txn: r})
@@ -113,8 +121,9 @@ func readOnly(r *pb.TxnRequest) bool {
 }
 
 func (k *kvServer) Compact(ctx context.Context, r *pb.CompactionRequest) (*pb.CompactionResponse, error) {
-	if fctx, conn, ok := k.s.forward.to(ctx); ok {
-		resp, err := pb.NewKVClient(conn).Compact(fctx, r)
+	if resp, ok, err := viaLeader(ctx, k.s, func(ctx context.Context, c *grpc.ClientConn) (*pb.CompactionResponse, error) {
+		return pb.NewKVClient(c).Compact(ctx, r)
+	}); ok {
 		return forwarded(ctx, k.s, r.Revision, resp, err)
 	}
 	resp, err := k.s.propose(ctx, &pb.InternalRaftRequest{Compaction: r})
@@ -139,4 +148,40 @@ func forwarded[R interface{ GetHeader() *pb.ResponseHeader }](ctx context.Contex
 		return resp, toGRPC(werr)
 	}
 	return resp, nil
+}
+
+// viaLeader sends a request to the leader when this member does not lead;
+// ok=false means serve it here. A request whose connection to the leader
+// could not even be made (the leader just died and the dial was refused)
+// was never sent, so it goes again once a leader is reachable.
+func viaLeader[R any](ctx context.Context, s *Server, call func(context.Context, *grpc.ClientConn) (R, error)) (resp R, ok bool, err error) {
+	for attempt := 0; ; attempt++ {
+		fctx, conn, fwd := s.forward.to(ctx)
+		if !fwd {
+			return resp, false, nil
+		}
+		resp, err = call(fctx, conn)
+		if err == nil || !notSent(err) || attempt == 4 || ctx.Err() != nil {
+			return resp, true, leaderFailed(err)
+		}
+	}
+}
+
+// notSent reports whether a forwarded request failed before it left: its
+// connection could not be made.
+func notSent(err error) bool {
+	st, ok := status.FromError(err)
+	return ok && st.Code() == codes.Unavailable && strings.Contains(st.Message(), "while dialing")
+}
+
+// leaderFailed turns the transport error of a request forwarded to a leader
+// that went away (a reset connection, a refused dial) into etcd's error for
+// that case: the write may or may not have been committed. Errors the
+// leader answered with pass through.
+func leaderFailed(err error) error {
+	st, ok := status.FromError(err)
+	if err == nil || !ok || st.Code() != codes.Unavailable || strings.HasPrefix(st.Message(), "etcdserver:") {
+		return err
+	}
+	return rpctypes.ErrGRPCTimeoutDueToLeaderFail
 }

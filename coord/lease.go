@@ -12,6 +12,7 @@ import (
 	"github.com/hashicorp/raft"
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
+	"google.golang.org/grpc"
 )
 
 // lessor keeps the deadline of every lease. Only the leader's deadlines
@@ -176,8 +177,10 @@ func (ls *leaseServer) LeaseGrant(ctx context.Context, r *pb.LeaseGrantRequest) 
 	if r.TTL > kvstore.MaxLeaseTTL {
 		return nil, rpctypes.ErrGRPCLeaseTTLTooLarge
 	}
-	if fctx, conn, ok := ls.s.forward.to(ctx); ok {
-		return pb.NewLeaseClient(conn).LeaseGrant(fctx, r)
+	if resp, ok, err := viaLeader(ctx, ls.s, func(ctx context.Context, c *grpc.ClientConn) (*pb.LeaseGrantResponse, error) {
+		return pb.NewLeaseClient(c).LeaseGrant(ctx, r)
+	}); ok {
+		return resp, err
 	}
 	req := &pb.LeaseGrantRequest{ID: r.ID, TTL: max(r.TTL, ls.s.cfg.minLeaseTTL())}
 	resp, err := ls.s.propose(ctx, &pb.InternalRaftRequest{LeaseGrant: req})
@@ -190,8 +193,10 @@ func (ls *leaseServer) LeaseGrant(ctx context.Context, r *pb.LeaseGrantRequest) 
 }
 
 func (ls *leaseServer) LeaseRevoke(ctx context.Context, r *pb.LeaseRevokeRequest) (*pb.LeaseRevokeResponse, error) {
-	if fctx, conn, ok := ls.s.forward.to(ctx); ok {
-		return pb.NewLeaseClient(conn).LeaseRevoke(fctx, r)
+	if resp, ok, err := viaLeader(ctx, ls.s, func(ctx context.Context, c *grpc.ClientConn) (*pb.LeaseRevokeResponse, error) {
+		return pb.NewLeaseClient(c).LeaseRevoke(ctx, r)
+	}); ok {
+		return resp, err
 	}
 	resp, err := ls.s.propose(ctx, &pb.InternalRaftRequest{LeaseRevoke: r})
 	if err != nil {

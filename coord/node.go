@@ -160,7 +160,35 @@ func openNode(cfg Config, f *fsm) (*node, error) {
 			return nil, fmt.Errorf("coord: bootstrap: %w", err)
 		}
 	}
+	n.campaignIfAlone(rc.LocalID, rc.LeaderLeaseTimeout)
 	return n, nil
+}
+
+// campaignIfAlone starts an election at once if this member is the only
+// voter of its configuration: nobody else can lead, so waiting out the
+// heartbeat timeout (1 to 2 s) before leading only delays a restarted
+// single member. raft has no "campaign now"; lowering the heartbeat timeout
+// makes a follower check for a leader at once, and it has never heard from
+// one. The timeout goes back right after.
+func (n *node) campaignIfAlone(self raft.ServerID, leaseTimeout time.Duration) {
+	f := n.raft.GetConfiguration()
+	if f.Error() != nil {
+		return
+	}
+	servers := f.Configuration().Servers
+	if len(servers) != 1 || servers[0].ID != self || servers[0].Suffrage != raft.Voter {
+		return
+	}
+	cur := n.raft.ReloadableConfig()
+	short := cur
+	short.HeartbeatTimeout = leaseTimeout
+	if short.HeartbeatTimeout >= cur.HeartbeatTimeout {
+		return
+	}
+	if err := n.raft.ReloadConfig(short); err != nil {
+		return
+	}
+	n.raft.ReloadConfig(cur)
 }
 
 func (n *node) close() error {
