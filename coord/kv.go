@@ -3,6 +3,7 @@ package coord
 import (
 	"context"
 	"strings"
+	"sync/atomic"
 
 	"github.com/coordhq/coord/kvstore"
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
@@ -22,10 +23,12 @@ func (k *kvServer) Range(ctx context.Context, r *pb.RangeRequest) (*pb.RangeResp
 	if err := kvstore.ValidateRange(r); err != nil {
 		return nil, toGRPC(err)
 	}
-	if !r.Serializable {
-		if err := k.s.linearize(ctx); err != nil {
+	if r.Serializable {
+		if err := k.s.waitAcked(ctx); err != nil {
 			return nil, toGRPC(err)
 		}
+	} else if err := k.s.linearize(ctx); err != nil {
+		return nil, toGRPC(err)
 	}
 	resp, err := k.s.store.Range(r)
 	if err != nil {
@@ -135,19 +138,41 @@ func (k *kvServer) Compact(ctx context.Context, r *pb.CompactionRequest) (*pb.Co
 	return out, nil
 }
 
-// forwarded finishes a write the leader applied for this follower: it
-// waits until this member's store has applied it too (its revision, and
-// compacted if given), so that the client reads its own write here, as
-// with etcd, where the member a client talks to answers once it applied
-// the write itself.
+// forwarded finishes a write the leader applied for this follower. It
+// answers at once; the follower learns that the entry is committed only
+// with the leader's next append, up to raft's CommitTimeout later, and
+// waiting for that doubled a forwarded write's latency (or, with a short
+// CommitTimeout, cost idle CPU). Instead the follower notes the revision
+// (and compaction) it acknowledged, and reads it serves from its own store
+// wait until the store reaches it (waitAcked), so a client still reads its
+// own writes on the member it talks to, as with etcd.
 func forwarded[R interface{ GetHeader() *pb.ResponseHeader }](ctx context.Context, s *Server, compacted int64, resp R, err error) (R, error) {
 	if err != nil {
 		return resp, err
 	}
-	if werr := s.waitLocal(ctx, resp.GetHeader().GetRevision(), compacted); werr != nil {
-		return resp, toGRPC(werr)
-	}
+	raiseTo(&s.ackedRev, resp.GetHeader().GetRevision())
+	raiseTo(&s.ackedCompact, compacted)
 	return resp, nil
+}
+
+// raiseTo sets v to n if n is larger.
+func raiseTo(v *atomic.Int64, n int64) {
+	for {
+		cur := v.Load()
+		if n <= cur || v.CompareAndSwap(cur, n) {
+			return
+		}
+	}
+}
+
+// waitAcked waits until this member's store has applied every write it
+// acknowledged for the leader (see forwarded).
+func (s *Server) waitAcked(ctx context.Context) error {
+	rev, compacted := s.ackedRev.Load(), s.ackedCompact.Load()
+	if s.store.Rev() >= rev && (compacted <= 0 || s.store.CompactRev() >= compacted) {
+		return nil
+	}
+	return s.waitLocal(ctx, rev, compacted)
 }
 
 // viaLeader sends a request to the leader when this member does not lead;

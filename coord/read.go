@@ -155,7 +155,10 @@ func (s *Server) linearize(ctx context.Context) error {
 	if err := conn.Invoke(fctx, readRevisionMethod, &pb.StatusRequest{}, &resp); err != nil {
 		return err
 	}
-	return s.waitLocal(ctx, resp.GetHeader().GetRevision(), 0)
+	// The writes this member acknowledged for the leader (see forwarded)
+	// are below the leader's revision, but a compaction is not: wait for
+	// both.
+	return s.waitLocal(ctx, max(resp.GetHeader().GetRevision(), s.ackedRev.Load()), s.ackedCompact.Load())
 }
 
 // The internal service members use among themselves. It reuses etcd's

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/coordhq/coord/kvstore"
@@ -40,6 +41,11 @@ type Server struct {
 	http      *http.Server
 	memberID  uint64
 	clusterID uint64
+
+	// ackedRev and ackedCompact: the highest revision and compaction of a
+	// write this member forwarded and acknowledged before applying it
+	// itself; local reads wait for them (see forwarded).
+	ackedRev, ackedCompact atomic.Int64
 
 	stopc chan struct{}
 	wg    sync.WaitGroup // goroutines the server started

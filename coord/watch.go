@@ -60,6 +60,15 @@ func (w *watchServer) Watch(stream pb.Watch_WatchServer) error {
 			}
 			return err
 		case r := <-reqs:
+			// A watch starts after the writes and compactions this member
+			// acknowledged, as its reads do (see forwarded): one from
+			// "now" sees none of them again, one from an old revision is
+			// refused if the client compacted past it.
+			if c := r.GetCreateRequest(); c != nil {
+				if err := s.waitAcked(stream.Context()); err != nil {
+					return toGRPC(err)
+				}
+			}
 			resp := w.handle(ws, r, fragment)
 			if resp != nil {
 				if err := stream.Send(resp); err != nil {
