@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -32,6 +33,8 @@ type node struct {
 	incarnation string
 
 	bootstrapped bool // raft had state when opened, or this member bootstrapped it
+
+	reloadMu sync.Mutex // one checkLeaderNow at a time changes raft's config
 }
 
 // hasState reports whether this member has raft state: a log, a snapshot or
@@ -160,17 +163,16 @@ func openNode(cfg Config, f *fsm) (*node, error) {
 			return nil, fmt.Errorf("coord: bootstrap: %w", err)
 		}
 	}
-	n.campaignIfAlone(rc.LocalID, rc.LeaderLeaseTimeout)
+	n.campaignIfAlone(rc.LocalID, rc.HeartbeatTimeout)
 	return n, nil
 }
 
 // campaignIfAlone starts an election at once if this member is the only
 // voter of its configuration: nobody else can lead, so waiting out the
 // heartbeat timeout (1 to 2 s) before leading only delays a restarted
-// single member. raft has no "campaign now"; lowering the heartbeat timeout
-// makes a follower check for a leader at once, and it has never heard from
-// one. The timeout goes back right after.
-func (n *node) campaignIfAlone(self raft.ServerID, leaseTimeout time.Duration) {
+// single member. It has never heard from a leader, so checkLeaderNow makes
+// it campaign.
+func (n *node) campaignIfAlone(self raft.ServerID, timeout time.Duration) {
 	f := n.raft.GetConfiguration()
 	if f.Error() != nil {
 		return
@@ -179,16 +181,7 @@ func (n *node) campaignIfAlone(self raft.ServerID, leaseTimeout time.Duration) {
 	if len(servers) != 1 || servers[0].ID != self || servers[0].Suffrage != raft.Voter {
 		return
 	}
-	cur := n.raft.ReloadableConfig()
-	short := cur
-	short.HeartbeatTimeout = leaseTimeout
-	if short.HeartbeatTimeout >= cur.HeartbeatTimeout {
-		return
-	}
-	if err := n.raft.ReloadConfig(short); err != nil {
-		return
-	}
-	n.raft.ReloadConfig(cur)
+	n.checkLeaderNow(timeout)
 }
 
 func (n *node) close() error {

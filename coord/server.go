@@ -165,6 +165,7 @@ func (s *Server) Start() (err error) {
 	s.goFunc(s.reads.run)
 	s.goFunc(s.leadershipLoop)
 	s.goFunc(s.lessor.run)
+	s.goFunc(s.campaignLoop)
 	s.goFunc(s.reconcileLoop)
 	if p := s.cfg.compactPolicy(); p != nil {
 		s.goFunc(func() { s.compactLoop(p) })
