@@ -65,19 +65,20 @@
 // go test -run '^$' -bench . -benchtime 2s ./kvstore (snapshot and memory
 // benchmarks with -benchtime 2x):
 //
-//	Put, 256-byte value, 10k keys       1.8-2.0 µs/op, 4 allocs   (target ≤ 3 µs, ≤ 6 allocs)
-//	point Get, 100k keys                0.6-0.9 µs/op, 4 allocs   (target ≤ 1 µs)
+//	Put, 256-byte value, 10k keys       0.9-1.0 µs/op, 4 allocs   (target ≤ 3 µs, ≤ 6 allocs)
+//	point Get, 100k keys                0.9-1.0 µs/op, 4 allocs   (target ≤ 1 µs)
 //	Range of a 100-key prefix           25 µs/op
-//	Txn compare-and-put                 3.3 µs/op, 14 allocs
+//	Txn compare-and-put                 1.8 µs/op, 14 allocs
 //	1 put to 10,000 watchers            2.8 ms/op (0.28 µs per delivery)
-//	Snapshot encode, 1M keys            0.42 s                    (target ≤ 2 s)
-//	Snapshot restore, 1M keys           2.3 s                     (above 2 s: map and B-tree
-//	                                                               inserts, see below)
-//	memory per live key beyond key+value 242 bytes                (target ≤ 250)
+//	Snapshot encode, 1M keys            0.2-0.4 s                 (target ≤ 2 s)
+//	Snapshot restore, 1M keys           1.0 s                     (target ≤ 2 s; mostly in-order
+//	                                                               B-tree inserts, see below)
+//	memory per live key beyond key+value 186 bytes                (target ≤ 250)
 //
-// Restore spends about half its time in hash-map lookups and in-order
-// B-tree inserts for 1M distinct keys; a bulk-loaded tree would remove most
-// of it.
+// Point reads walk the B-tree: a map from key to live record made them
+// 0.5 µs faster but cost 56 bytes a key and a sixth of a restart's CPU
+// growing it. Restore spends much of its time in in-order B-tree inserts
+// for 1M distinct keys; a bulk-loaded tree would remove most of it.
 //
 // # Caveats
 //

@@ -60,7 +60,7 @@ func (s *Store) rangeLocked(r *pb.RangeRequest, curRev int64) (*pb.RangeResponse
 	}
 	if len(r.RangeEnd) == 0 && rev == curRev {
 		// A point read of the current state: no walk of the tree.
-		if rec := s.live[string(r.Key)]; rec != nil {
+		if rec := s.liveLocked(r.Key); rec != nil {
 			kvs = make([]*mvccpb.KeyValue, 0, 1)
 			visit(rec)
 		}

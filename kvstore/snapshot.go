@@ -153,7 +153,7 @@ func (s *Store) Restore(r io.Reader) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	oldRev := s.rev
-	s.tree, s.live, s.log, s.rev, s.compactRev = st.tree, st.live, st.log, st.rev, st.compactRev
+	s.tree, s.log, s.rev, s.compactRev = st.tree, st.log, st.rev, st.compactRev
 	s.leases, s.nextLease, s.size = st.leases, st.nextLease, st.size
 	s.hub.restored(oldRev, s.rev, s.compactRev)
 	return nil
@@ -163,7 +163,6 @@ func (s *Store) Restore(r io.Reader) error {
 // touches nothing.
 type restoredState struct {
 	tree       *btree.BTreeG[keyIndex]
-	live       map[string]*record
 	log        []*record
 	rev        int64
 	compactRev int64
@@ -271,20 +270,18 @@ func (st *restoredState) add(rec *record, lastMod *int64) error {
 }
 
 // index builds the key index in key order (a B-tree filled in order stays
-// in cache), indexes the live keys and attaches each to its lease. Older
+// in cache) and attaches each live key to its lease. Older
 // versions may name leases revoked since; the live version may not.
 func (st *restoredState) buildIndex() error {
 	slices.SortFunc(st.index, func(a, b keyIndex) int { return strings.Compare(a.key, b.key) })
 	st.keys = nil
 	st.tree = newTree()
-	st.live = make(map[string]*record, len(st.index))
 	for _, ki := range st.index {
 		st.tree.ReplaceOrInsert(ki)
 		r := ki.latest()
 		if r.tombstone() {
 			continue
 		}
-		st.live[ki.key] = r
 		if r.lease == 0 {
 			continue
 		}

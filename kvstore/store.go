@@ -61,8 +61,7 @@ type Store struct {
 	// Lock order: Store.mu before WatchStream.mu.
 	mu         sync.RWMutex
 	tree       *btree.BTreeG[keyIndex]
-	live       map[string]*record // the live version of every live key, for point reads
-	log        []*record          // every record with mod >= compactRev, in write order
+	log        []*record // every record with mod >= compactRev, in write order
 	rev        int64
 	compactRev int64
 	leases     map[int64]*lease
@@ -80,7 +79,6 @@ func New(cfg Config) *Store {
 
 func (s *Store) resetLocked() {
 	s.tree = newTree()
-	s.live = make(map[string]*record)
 	s.log = nil
 	s.rev = 1
 	s.compactRev = -1 // as etcd: Compact(0) on a new store succeeds once

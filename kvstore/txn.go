@@ -165,7 +165,7 @@ func (s *Store) comparesLocked(cs []*pb.Compare) bool {
 // fields are all zero, except that a VALUE compare on a missing key is false.
 func (s *Store) compareLocked(c *pb.Compare) bool {
 	if len(c.RangeEnd) == 0 {
-		rec := s.live[string(c.Key)]
+		rec := s.liveLocked(c.Key)
 		if rec == nil {
 			return c.Target != pb.Compare_VALUE && compareRecord(c, &record{})
 		}

@@ -85,7 +85,6 @@ func (w *writer) put(key, value []byte, leaseID int64, ignoreValue, ignoreLease 
 	}
 	ki.revs = append(ki.revs, rec)
 	s.tree.ReplaceOrInsert(ki)
-	s.live[ki.key] = rec
 	s.size += int64(len(rec.key)+len(rec.value)) + recordOverhead
 
 	var prevLease int64
@@ -117,7 +116,6 @@ func (w *writer) deleteRange(key, end []byte) []*record {
 		tomb := &record{key: prev.key, mod: w.rev}
 		ki.revs = append(ki.revs, tomb)
 		s.tree.ReplaceOrInsert(ki)
-		delete(s.live, ki.key)
 		s.size += int64(len(tomb.key)) + recordOverhead
 		s.detachLocked(prev.lease, prev.key)
 		w.changes = append(w.changes, change{rec: tomb, prev: ki.eventPrev(tomb, s.compactRev)})
@@ -152,7 +150,7 @@ func (s *Store) checkPutLocked(r *pb.PutRequest) error {
 		}
 	}
 	if r.IgnoreValue || r.IgnoreLease {
-		if s.live[string(r.Key)] == nil {
+		if s.liveLocked(r.Key) == nil {
 			return ErrKeyNotFound
 		}
 	}
