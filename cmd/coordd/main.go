@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/coordhq/coord/coord"
+	"github.com/coordhq/coord/internal/gcpace"
 	"github.com/coordhq/coord/worker"
 )
 
@@ -38,6 +39,9 @@ func run(args []string) error {
 		return err
 	}
 	cfg := o.cfg
+	if _, set := os.LookupEnv("GOGC"); !set && o.gcHeadroom < 1 {
+		gcpace.Start(gcpace.Policy{Headroom: o.gcHeadroom, MinHeadroom: gcMinHeadroom, MaxPercent: 100})
+	}
 	cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: o.level}))
 	s, err := coord.New(cfg)
 	if err != nil {
@@ -68,7 +72,15 @@ type options struct {
 	cfg       coord.Config
 	level     slog.Level
 	fleetLock *fleetLockOptions // nil: no FleetLock server
+	// gcHeadroom is the room the garbage collector leaves for garbage, as
+	// a fraction of the live heap once that is past gcMinHeadroom/headroom
+	// (see internal/gcpace); 1 or more keeps Go's default.
+	gcHeadroom float64
 }
+
+// gcMinHeadroom: below a live heap of 64 MiB / --gc-headroom (256 MiB at
+// the default), Go's own pace (GOGC=100) is kept.
+const gcMinHeadroom = 64 << 20
 
 func parseFlags(args []string) (o options, err error) {
 	d := coord.DefaultConfig()
@@ -90,6 +102,7 @@ func parseFlags(args []string) (o options, err error) {
 	compactRetention := fs.String("auto-compaction-retention", "0", "history to keep: a duration (\"1h\", or a number of hours) for periodic, a count for revision; 0 turns it off")
 	metricsURL := fs.String("listen-metrics-urls", "", "URL to serve /metrics and /health on (one, http only; off by default)")
 	pprofOn := fs.Bool("enable-pprof", false, "serve Go's /debug/pprof/ on --listen-metrics-urls")
+	gcHeadroom := fs.Float64("gc-headroom", 0.25, "room the heap leaves for garbage between collections, as a fraction of the live heap: never less than 64 MiB nor more than Go's default, 1 (GOGC in the environment overrides it)")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	flURL := fs.String("fleetlock-listen", "", "serve the FleetLock protocol (Fedora CoreOS reboot slots) at this URL, e.g. http://0.0.0.0:3333/fleetlock (off by default)")
 	flGroups := fs.String("fleetlock-groups", "default=1", "FleetLock groups and their slots, e.g. default=1,workers=3; other groups are refused")
@@ -163,6 +176,8 @@ func parseFlags(args []string) (o options, err error) {
 		return o, fmt.Errorf("--max-request-bytes must be positive")
 	case *maxOps <= 0:
 		return o, fmt.Errorf("--max-txn-ops must be positive")
+	case !(*gcHeadroom > 0):
+		return o, fmt.Errorf("--gc-headroom must be positive")
 	}
 	if *flURL != "" {
 		if o.fleetLock, err = parseFleetLock(*flURL, *flGroups); err != nil {
@@ -170,7 +185,7 @@ func parseFlags(args []string) (o options, err error) {
 		}
 		o.fleetLock.policy = flPolicy
 	}
-	o.cfg, o.level = cfg, level
+	o.cfg, o.level, o.gcHeadroom = cfg, level, *gcHeadroom
 	return o, cfg.Validate()
 }
 
