@@ -39,6 +39,12 @@ type Config struct {
 
 	// SnapshotCount is the number of applied entries between snapshots.
 	SnapshotCount uint64
+	// SnapshotInterval is how often raft checks whether SnapshotCount
+	// entries have passed (at a random moment between it and twice it).
+	// It bounds the log a restart replays beyond SnapshotCount entries:
+	// raft's own default, 2 minutes, let a member under a steady write
+	// load restart through minutes of log.
+	SnapshotInterval time.Duration
 	// MaxRequestBytes bounds the size of one request (etcd's
 	// --max-request-bytes); larger ones fail with "request is too large".
 	MaxRequestBytes int
@@ -85,6 +91,7 @@ func DefaultConfig() Config {
 		BootstrapExpect:  1,
 		ClusterName:      "coord",
 		SnapshotCount:    10000,
+		SnapshotInterval: 5 * time.Second,
 		MaxRequestBytes:  1536 * 1024,
 		MaxTxnOps:        128,
 		QuotaBytes:       2 << 30,
@@ -122,6 +129,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.SnapshotCount == 0 {
 		c.SnapshotCount = d.SnapshotCount
+	}
+	if c.SnapshotInterval == 0 {
+		c.SnapshotInterval = d.SnapshotInterval
 	}
 	if c.MaxRequestBytes == 0 {
 		c.MaxRequestBytes = d.MaxRequestBytes
@@ -179,6 +189,8 @@ func (c Config) Validate() error {
 		return errors.New("coord: max request bytes must be positive")
 	case c.MaxTxnOps < 0:
 		return errors.New("coord: max txn ops must be positive")
+	case c.SnapshotInterval < 5*time.Millisecond:
+		return errors.New("coord: snapshot interval must be at least 5ms")
 	case c.QuotaBytes < 0:
 		return errors.New("coord: quota must be positive")
 	case c.HeartbeatTimeout <= 0 || c.ElectionTimeout < c.HeartbeatTimeout:

@@ -140,6 +140,7 @@ func openNode(cfg Config, f *fsm) (*node, error) {
 	rc.ElectionTimeout = cfg.ElectionTimeout
 	rc.LeaderLeaseTimeout = cfg.ElectionTimeout / 2
 	rc.SnapshotThreshold = cfg.SnapshotCount
+	rc.SnapshotInterval = cfg.SnapshotInterval
 	rc.TrailingLogs = max(cfg.SnapshotCount, 1024)
 	rc.BatchApplyCh = true
 	rc.MaxAppendEntries = 512

@@ -361,6 +361,7 @@ func testElectionFailover(t *testing.T, m *coordtest.Member) {
 func TestRestartKeepsEverything(t *testing.T) {
 	m := coordtest.NewMember(t, "m0")
 	m.Config.SnapshotCount = 50 // restart from a snapshot plus a log tail
+	m.Config.SnapshotInterval = 20 * time.Millisecond
 	m.Start()
 	c := m.Client()
 	ctx := ctxT(t, 30*time.Second)
@@ -373,6 +374,17 @@ func TestRestartKeepsEverything(t *testing.T) {
 		last = r.Header.Revision
 	}
 	c.Close()
+	// The member snapshots on its own once SnapshotCount entries passed.
+	for i := 0; ; i++ {
+		snaps, _ := filepath.Glob(filepath.Join(m.Config.DataDir, "snapshots", "*", "state.bin"))
+		if len(snaps) > 0 && !strings.HasSuffix(filepath.Dir(snaps[0]), ".tmp") {
+			break
+		}
+		if i == 500 || ctx.Err() != nil {
+			t.Fatal("no snapshot after 120 writes with SnapshotCount 50")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 	m.Restart()
 	c = m.Client()
 	defer c.Close()
