@@ -170,7 +170,11 @@ func TestRequeueAfterWorkerDeath(t *testing.T) {
 	wcli.Close() // dead: no keep-alives, no release
 	defer func() { wcancel(); <-wdone }()
 
-	sch := &scheduler.Scheduler{Client: cli, ID: "s", Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	// The scheduler's clock stays between the fired tick and the next one:
+	// a real clock would fire base+2s while the lease expires, and whether
+	// that came first depended on where in its second the test started.
+	clock := &fakeClock{now: base.Add(1500 * time.Millisecond)}
+	sch := &scheduler.Scheduler{Client: cli, ID: "s", Clock: clock, Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
 	deadline := time.Now().Add(20 * time.Second)
 	for {
 		if _, _, err := sch.Pass(ctx); err != nil && !errors.Is(err, context.Canceled) {
@@ -250,7 +254,11 @@ func TestReplaceTimeoutTargetHistory(t *testing.T) {
 	g := &fakeExec{calls: map[string]int{}, hold: 0}
 	startLabelled(t, cli, g, 1, map[string]string{"fast": "yes", "gpu": "no"})
 	waitRuns(t, cli, "hist", allIn(scheduler.RunSucceeded, 25))
-	sch := &scheduler.Scheduler{Client: cli, ID: "s", Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	// The scheduler's clock stays between the fired tick and the next one:
+	// a real clock would fire base+2s while the lease expires, and whether
+	// that came first depended on where in its second the test started.
+	clock := &fakeClock{now: base.Add(1500 * time.Millisecond)}
+	sch := &scheduler.Scheduler{Client: cli, ID: "s", Clock: clock, Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
 	if _, _, err := sch.Pass(ctx); err != nil {
 		t.Fatal(err)
 	}
