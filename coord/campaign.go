@@ -24,6 +24,13 @@ import (
 // the floor etcd's --election-timeout promises. Half a timeout of spread
 // keeps two followers' campaigns apart by far more than a vote's round
 // trip, so split votes stay rare.
+//
+// Before it nudges, the follower dials the leader's raft port. A leader
+// that crashed refuses at once (or, cut off, does not answer), and the
+// follower campaigns; one that accepts is alive but slow to send
+// heartbeats (overloaded, paused in a long write), and raft's own, more
+// patient timer decides, as before. Racing to replace a live leader only
+// costs writes.
 type campaignClock struct {
 	timeout time.Duration
 	jitter  func(max time.Duration) time.Duration
@@ -78,7 +85,7 @@ func (s *Server) campaignLoop() {
 		case <-t.C:
 		}
 		nudge, next := c.step(time.Now(), r.State(), r.LastContact())
-		if nudge {
+		if nudge && !s.node.leaderAnswers(s.cfg.ElectionTimeout/4) {
 			s.node.checkLeaderNow(s.cfg.ElectionTimeout)
 		}
 		t.Reset(next)
@@ -101,4 +108,20 @@ func (n *node) checkLeaderNow(timeout time.Duration) {
 	}
 	cur.HeartbeatTimeout = timeout
 	n.raft.ReloadConfig(cur)
+}
+
+// leaderAnswers reports whether the leader this member knows accepts a raft
+// connection within timeout. The connection names the leader's incarnation
+// and closes without a command, which the leader ignores.
+func (n *node) leaderAnswers(timeout time.Duration) bool {
+	addr, _ := n.raft.LeaderWithID()
+	if addr == "" {
+		return false
+	}
+	c, err := n.stream.Dial(addr, timeout)
+	if err != nil {
+		return false
+	}
+	c.Close()
+	return true
 }
