@@ -54,7 +54,7 @@ func (f *forwarder) to(ctx context.Context) (context.Context, *grpc.ClientConn, 
 	s := f.s
 	// The leader's requests take the first return: no metadata copy and no
 	// timer (they were a tenth of a put's allocations).
-	if s.node.raft.State() == raft.Leader || len(metadata.ValueFromIncomingContext(ctx, forwardedKey)) > 0 {
+	if s.servesLocally(ctx) {
 		return ctx, nil, false
 	}
 	var wait *time.Timer

@@ -142,23 +142,26 @@ func (s *Server) waitLocal(ctx context.Context, rev, compacted int64) error {
 
 // linearize returns once this member's store may serve a linearizable
 // read. The leader confirms its leadership (readIndex); a follower asks the
-// leader for the revision it had at a confirmed moment and waits until its
+// leader (one call for all the reads waiting, see followerReads) for the
+// revision it had at a confirmed moment and waits until its
 // own store has caught up to it, then serves the read itself, as etcd's
 // followers do. Every write committed before the read began has a
 // revision at or below the one waited for.
 func (s *Server) linearize(ctx context.Context) error {
-	fctx, conn, ok := s.forward.to(ctx)
-	if !ok {
+	if s.servesLocally(ctx) {
 		return s.reads.wait(ctx)
 	}
-	var resp pb.StatusResponse
-	if err := conn.Invoke(fctx, readRevisionMethod, &pb.StatusRequest{}, &resp); err != nil {
+	res, err := s.followerReads.revision(ctx)
+	if err != nil {
 		return err
+	}
+	if res.local {
+		return s.reads.wait(ctx)
 	}
 	// The writes this member acknowledged for the leader (see forwarded)
 	// are below the leader's revision, but a compaction is not: wait for
 	// both.
-	return s.waitLocal(ctx, max(resp.GetHeader().GetRevision(), s.ackedRev.Load()), s.ackedCompact.Load())
+	return s.waitLocal(ctx, max(res.rev, s.ackedRev.Load()), s.ackedCompact.Load())
 }
 
 // The internal service members use among themselves. It reuses etcd's

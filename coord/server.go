@@ -25,22 +25,23 @@ import (
 // Server is one coordd member: a raft node applying etcd v3 requests to a
 // kvstore, and the etcd v3 gRPC API in front of it.
 type Server struct {
-	cfg       Config
-	log       *slog.Logger
-	store     *kvstore.Store
-	fsm       *fsm
-	node      *node
-	lessor    *lessor
-	reads     *readIndex
-	grpc      *grpc.Server
-	health    *health.Server
-	listener  net.Listener
-	members   *membership
-	forward   *forwarder
-	metrics   *metrics
-	http      *http.Server
-	memberID  uint64
-	clusterID uint64
+	cfg           Config
+	log           *slog.Logger
+	store         *kvstore.Store
+	fsm           *fsm
+	node          *node
+	lessor        *lessor
+	reads         *readIndex
+	followerReads *followerReads
+	grpc          *grpc.Server
+	health        *health.Server
+	listener      net.Listener
+	members       *membership
+	forward       *forwarder
+	metrics       *metrics
+	http          *http.Server
+	memberID      uint64
+	clusterID     uint64
 
 	// ackedRev and ackedCompact: the highest revision and compaction of a
 	// write this member forwarded and acknowledged before applying it
@@ -114,6 +115,7 @@ func (s *Server) Start() (err error) {
 	}()
 	s.fsm.setApplied(n.latestSnapshotIndex()) // for snapshots without a recorded index
 	s.reads = newReadIndex(s)
+	s.followerReads = newFollowerReads(s)
 
 	if lis, err = net.Listen("tcp", s.cfg.ClientAddr); err != nil {
 		return fmt.Errorf("coord: listen for clients on %s: %w", s.cfg.ClientAddr, err)
@@ -163,6 +165,7 @@ func (s *Server) Start() (err error) {
 		})
 	}
 	s.goFunc(s.reads.run)
+	s.goFunc(s.followerReads.run)
 	s.goFunc(s.leadershipLoop)
 	s.goFunc(s.lessor.run)
 	s.goFunc(s.campaignLoop)
