@@ -7,24 +7,24 @@
 //
 // A write is acknowledged only after a quorum has it in its raft log,
 // fsynced (raft-wal; data dirs made before it keep raft-boltdb), and the
-// leader has applied it:
-// a write that returned OK survives kill -9 of every member. Reads are
-// linearizable by default: the leader takes the commit index, confirms it
-// still leads (one confirmation for every read waiting at that moment) and
-// serves once its store has applied that index; a new leader serves none
-// before it has committed an entry in its term. A follower asks the leader
-// for its revision at a confirmed moment (one call for every read waiting)
-// and serves from its own store once it has caught up. Serializable reads
-// are served by any member from its own store. Followers forward writes
-// and lease calls to the leader and serve watches themselves; a member's
-// reads and new watches wait for the writes it forwarded and acknowledged,
-// so a client reads its own writes on the member it talks to. Lease expiry
-// is decided by the leader's clock, only after it confirms it still leads,
-// and applied as a revoke through the log; a new leader first gives every
-// lease a full TTL. A follower campaigns no earlier than one election
-// timeout after it last heard from the leader. Every answer and error is
-// etcd's (see tests/compat, which compares coordd with etcd 3.7.3 response
-// for response). docs/server.md has the decisions behind these.
+// leader has applied it: a write that returned OK survives kill -9 of every
+// member. Reads are linearizable by default: the leader takes the commit
+// index, confirms it still leads (one confirmation for every read waiting at
+// that moment) and serves once its store has applied that index; a new
+// leader serves none before it has committed an entry in its term. A
+// follower asks the leader for its revision at a confirmed moment (one call
+// for every read waiting) and serves from its own store once it has caught
+// up. Serializable reads are served by any member from its own store.
+// Followers forward writes and lease calls to the leader and serve watches
+// themselves; a member's reads and new watches wait for the writes it
+// forwarded and acknowledged, so a client reads its own writes on the member
+// it talks to. Lease expiry is decided by the leader's clock, only after it
+// confirms it still leads, and applied as a revoke through the log; a new
+// leader first gives every lease a full TTL. A follower campaigns no earlier
+// than one election timeout after it last heard from the leader. Every
+// answer and error is etcd's (see tests/compat, which compares coordd with
+// etcd 3.7.3 response for response). docs/server.md has the decisions behind
+// these.
 //
 // Members find each other by gossip (hashicorp/memberlist). With
 // BootstrapExpect N the first N members to see each other bootstrap raft
