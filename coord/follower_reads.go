@@ -2,7 +2,6 @@ package coord
 
 import (
 	"context"
-	"sync"
 
 	"github.com/hashicorp/raft"
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
@@ -22,10 +21,7 @@ type followerReads struct {
 	// member should serve the read on its own path (it leads now, or no
 	// leader is known).
 	fetch func() revisionResult
-
-	mu      sync.Mutex
-	waiting []chan revisionResult
-	kick    chan struct{} // has a value when waiting is not empty
+	reads *batch[revisionResult]
 }
 
 type revisionResult struct {
@@ -35,7 +31,7 @@ type revisionResult struct {
 }
 
 func newFollowerReads(s *Server) *followerReads {
-	fr := &followerReads{s: s, kick: make(chan struct{}, 1)}
+	fr := &followerReads{s: s, reads: newBatch[revisionResult]()}
 	fr.fetch = fr.askLeader
 	return fr
 }
@@ -43,44 +39,14 @@ func newFollowerReads(s *Server) *followerReads {
 // revision returns a revision of the leader's store confirmed after the
 // call began.
 func (fr *followerReads) revision(ctx context.Context) (revisionResult, error) {
-	ch := make(chan revisionResult, 1)
-	fr.mu.Lock()
-	fr.waiting = append(fr.waiting, ch)
-	fr.mu.Unlock()
-	select {
-	case fr.kick <- struct{}{}:
-	default:
+	res, err := fr.reads.join(ctx, fr.s.stopc)
+	if err != nil {
+		return res, err
 	}
-	select {
-	case res := <-ch:
-		return res, res.err
-	case <-ctx.Done():
-		return revisionResult{}, ctx.Err()
-	case <-fr.s.stopc:
-		return revisionResult{}, ErrStopped
-	}
+	return res, res.err
 }
 
-func (fr *followerReads) run() {
-	for {
-		select {
-		case <-fr.s.stopc:
-			return
-		case <-fr.kick:
-		}
-		fr.mu.Lock()
-		batch := fr.waiting
-		fr.waiting = nil
-		fr.mu.Unlock()
-		if len(batch) == 0 {
-			continue
-		}
-		res := fr.fetch()
-		for _, ch := range batch {
-			ch <- res
-		}
-	}
-}
+func (fr *followerReads) run() { fr.reads.rounds(fr.s.stopc, fr.fetch) }
 
 // askLeader calls ReadRevision on the leader, waiting for one as a
 // forwarded write does (bounded by the apply timeout).

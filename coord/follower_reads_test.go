@@ -51,14 +51,11 @@ func TestFollowerReadsBatch(t *testing.T) {
 		go read(later)
 	}
 	for i := 0; ; i++ {
-		fr.mu.Lock()
-		n := len(fr.waiting)
-		fr.mu.Unlock()
-		if n == 10 {
+		if n := fr.reads.pending(); n == 10 {
 			break
 		}
 		if i == 10000 || ctx.Err() != nil {
-			t.Fatalf("%d reads waiting, want 10", n)
+			t.Fatalf("%d reads waiting, want 10", fr.reads.pending())
 		}
 		time.Sleep(time.Millisecond)
 	}

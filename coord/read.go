@@ -21,16 +21,15 @@ var (
 // batch of reads waiting at that moment, takes the commit index seen then,
 // and releases the batch once the store has applied up to it.
 type readIndex struct {
-	s *Server
+	s     *Server
+	reads *batch[error]
 
-	mu      sync.Mutex
-	ready   uint64        // term in which this leader committed its barrier; 0: not ready
-	waiting []chan error  // reads waiting for the next confirmation
-	kick    chan struct{} // has a value when waiting is not empty
+	mu    sync.Mutex
+	ready uint64 // term in which this leader committed its barrier; 0: not ready
 }
 
 func newReadIndex(s *Server) *readIndex {
-	return &readIndex{s: s, kick: make(chan struct{}, 1)}
+	return &readIndex{s: s, reads: newBatch[error]()}
 }
 
 func (ri *readIndex) setReady(term uint64) {
@@ -41,50 +40,20 @@ func (ri *readIndex) setReady(term uint64) {
 
 // wait returns once a linearizable read may be served from the local store.
 func (ri *readIndex) wait(ctx context.Context) error {
-	ch := make(chan error, 1)
-	ri.mu.Lock()
-	ri.waiting = append(ri.waiting, ch)
-	ri.mu.Unlock()
-	select {
-	case ri.kick <- struct{}{}:
-	default:
+	err, werr := ri.reads.join(ctx, ri.s.stopc)
+	if werr != nil {
+		return werr
 	}
-	select {
-	case err := <-ch:
-		return err
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-ri.s.stopc:
-		return ErrStopped
-	}
+	return err
 }
 
 func (ri *readIndex) run() {
-	for {
-		select {
-		case <-ri.s.stopc:
-			ri.release(ErrStopped)
-			return
-		case <-ri.kick:
-		}
+	ri.reads.rounds(ri.s.stopc, func() error {
 		ri.mu.Lock()
-		batch, ready := ri.waiting, ri.ready
-		ri.waiting = nil
+		ready := ri.ready
 		ri.mu.Unlock()
-		err := ri.confirm(ready)
-		for _, ch := range batch {
-			ch <- err
-		}
-	}
-}
-
-func (ri *readIndex) release(err error) {
-	ri.mu.Lock()
-	defer ri.mu.Unlock()
-	for _, ch := range ri.waiting {
-		ch <- err
-	}
-	ri.waiting = nil
+		return ri.confirm(ready)
+	})
 }
 
 // confirm checks that this member still leads in a term in which it has
