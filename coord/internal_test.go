@@ -2,6 +2,7 @@ package coord
 
 import (
 	"bytes"
+	"fmt"
 	"io"
 	"testing"
 	"time"
@@ -101,4 +102,65 @@ func TestSnapshotCarriesAppliedIndex(t *testing.T) {
 	if old.store.Rev() != src.store.Rev() {
 		t.Fatalf("index-less restore rev %d, want %d", old.store.Rev(), src.store.Rev())
 	}
+}
+
+// A batch large enough to be decoded on a second goroutine applies exactly
+// what the same entries applied one by one do, in the same order, with the
+// same result for each entry, an undecodable one included.
+func TestApplyBatchPipelinedDecode(t *testing.T) {
+	value := bytes.Repeat([]byte("v"), 1024)
+	var logs []*raft.Log
+	for i := range 400 { // 400 KiB of commands: above pipelineBytes
+		put, err := proto.Marshal(&pb.InternalRaftRequest{Put: &pb.PutRequest{Key: fmt.Appendf(nil, "k%03d", i%37), Value: value, PrevKv: true}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		logs = append(logs, &raft.Log{Index: uint64(len(logs) + 1), Type: raft.LogCommand, Data: put})
+		switch i % 50 {
+		case 7:
+			logs = append(logs, &raft.Log{Index: uint64(len(logs) + 1), Type: raft.LogNoop})
+		case 13:
+			logs = append(logs, &raft.Log{Index: uint64(len(logs) + 1), Type: raft.LogCommand, Data: []byte{0xff, 0xff}})
+		}
+	}
+	size := 0
+	for _, l := range logs {
+		size += len(l.Data)
+	}
+	if size < pipelineBytes {
+		t.Fatalf("test batch holds %d bytes, not above pipelineBytes %d", size, pipelineBytes)
+	}
+
+	batched := newFSM(kvstore.New(kvstore.Config{}), 0, nil)
+	got := batched.ApplyBatch(logs)
+	single := newFSM(kvstore.New(kvstore.Config{}), 0, nil)
+	for i, l := range logs {
+		want := single.Apply(l)
+		if !sameResult(got[i], want) {
+			t.Fatalf("entry %d (%v): batched result %v, one by one %v", l.Index, l.Type, got[i], want)
+		}
+	}
+	if batched.store.Rev() != single.store.Rev() || batched.appliedIndex() != uint64(len(logs)) {
+		t.Fatalf("batched rev %d applied %d; one by one rev %d", batched.store.Rev(), batched.appliedIndex(), single.store.Rev())
+	}
+	if got[len(logs)-1] == nil {
+		t.Fatal("the last command has no result")
+	}
+}
+
+// sameResult reports whether two FSM results carry equal responses and
+// errors.
+func sameResult(a, b any) bool {
+	ra, aok := a.(applyResult)
+	rb, bok := b.(applyResult)
+	if !aok || !bok {
+		return a == nil && b == nil
+	}
+	if fmt.Sprint(ra.err) != fmt.Sprint(rb.err) {
+		return false
+	}
+	if ra.resp == nil || rb.resp == nil {
+		return ra.resp == nil && rb.resp == nil
+	}
+	return proto.Equal(ra.resp, rb.resp)
 }
