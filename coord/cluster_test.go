@@ -343,3 +343,64 @@ func TestFollowerWritesWaitOutFailover(t *testing.T) {
 		}
 	}
 }
+
+// TestSoleVoterShortcut: a single member serves linearizable reads without
+// confirming leadership, and stops doing so as soon as a second voter
+// joins: cut off from that voter, it must refuse linearizable reads and
+// keep-alives, which it could not do if it still took the shortcut.
+func TestSoleVoterShortcut(t *testing.T) {
+	ctx := ctxT(t, 60*time.Second)
+	m0 := coordtest.StartSingle(t)
+	waitFor(t, 10*time.Second, "the single member to take the shortcut", m0.Server.SoleVoterShortcut)
+	c0 := m0.Client()
+	defer c0.Close()
+	l, err := c0.Grant(ctx, 5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c0.Put(ctx, "k", "v"); err != nil {
+		t.Fatal(err)
+	}
+	if g, err := c0.Get(ctx, "k"); err != nil || len(g.Kvs) != 1 {
+		t.Fatalf("linearizable read as sole voter: %v %v", g, err)
+	}
+
+	m1 := coordtest.NewMember(t, "m1")
+	m1.Config.Join = []string{m0.Config.GossipAddr}
+	m1.Start()
+	waitFor(t, 10*time.Second, "the leader to drop the shortcut once m1 votes", func() bool {
+		return !m0.Server.SoleVoterShortcut() && m0.Server.IsLeader()
+	})
+	if g, err := c0.Get(ctx, "k"); err != nil || len(g.Kvs) != 1 {
+		t.Fatalf("linearizable read with two voters: %v %v", g, err)
+	}
+
+	m0.Isolate(true)
+	for range 3 {
+		rctx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
+		_, err := c0.Get(rctx, "k")
+		cancel()
+		if err == nil {
+			t.Fatal("leader cut off from the other voter answered a linearizable read")
+		}
+		kctx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
+		resp, err := c0.KeepAliveOnce(kctx, l.ID)
+		cancel()
+		if err == nil && resp.TTL > 0 {
+			t.Fatalf("leader cut off from the other voter renewed a lease (TTL %d)", resp.TTL)
+		}
+	}
+	m0.Isolate(false)
+}
+
+// waitFor polls cond every 10 ms until it holds, failing the test after d.
+func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", d, what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}

@@ -12,3 +12,8 @@ func (s *Server) ProposePut(ctx context.Context, r *pb.PutRequest) error {
 	_, err := s.propose(ctx, &pb.InternalRaftRequest{Put: r})
 	return err
 }
+
+// SoleVoterShortcut reports whether the member serves linearizable reads
+// and keep-alives without confirming its leadership (it leads as the only
+// voter).
+func (s *Server) SoleVoterShortcut() bool { return s.reads.sole.Load() }

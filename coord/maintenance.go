@@ -166,7 +166,7 @@ func (c *clusterServer) MemberRemove(ctx context.Context, r *pb.MemberRemoveRequ
 		if hash64(string(p.ID)) != r.ID {
 			continue
 		}
-		if err := s.node.raft.RemoveServer(p.ID, 0, s.cfg.ApplyTimeout).Error(); err != nil {
+		if err := s.changeConfig(func() raft.Future { return s.node.raft.RemoveServer(p.ID, 0, s.cfg.ApplyTimeout) }); err != nil {
 			return nil, toGRPC(err)
 		}
 		resp, err := c.MemberList(ctx, &pb.MemberListRequest{})

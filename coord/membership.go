@@ -449,7 +449,7 @@ func (s *Server) reconcileRaft() {
 			// the old incarnation): take the old self out, then add the
 			// new one, which gets the log from this leader and has cast no
 			// vote yet.
-			if err := s.node.raft.RemoveServer(p.ID, 0, s.cfg.ApplyTimeout).Error(); err != nil {
+			if err := s.changeConfig(func() raft.Future { return s.node.raft.RemoveServer(p.ID, 0, s.cfg.ApplyTimeout) }); err != nil {
 				s.log.Warn("remove member that lost its data", "member", mm.Name, "err", err)
 				continue
 			}
@@ -459,7 +459,9 @@ func (s *Server) reconcileRaft() {
 		if ok && string(p.Address) == mm.Raft {
 			continue
 		}
-		if err := s.node.raft.AddVoter(raft.ServerID(mm.Name), raft.ServerAddress(mm.Raft), 0, s.cfg.ApplyTimeout).Error(); err != nil {
+		if err := s.changeConfig(func() raft.Future {
+			return s.node.raft.AddVoter(raft.ServerID(mm.Name), raft.ServerAddress(mm.Raft), 0, s.cfg.ApplyTimeout)
+		}); err != nil {
 			s.log.Warn("add member", "member", mm.Name, "err", err)
 			continue
 		}
@@ -473,7 +475,7 @@ func (s *Server) reconcileRaft() {
 			s.members.forgetLeft(name)
 			continue
 		}
-		if err := s.node.raft.RemoveServer(raft.ServerID(name), 0, s.cfg.ApplyTimeout).Error(); err != nil {
+		if err := s.changeConfig(func() raft.Future { return s.node.raft.RemoveServer(raft.ServerID(name), 0, s.cfg.ApplyTimeout) }); err != nil {
 			s.log.Warn("remove member", "member", name, "err", err)
 			continue
 		}

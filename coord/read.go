@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"sync"
+	"sync/atomic"
 
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"google.golang.org/grpc"
@@ -20,26 +21,89 @@ var (
 // readIndex serves linearizable reads: it confirms leadership once for every
 // batch of reads waiting at that moment, takes the commit index seen then,
 // and releases the batch once the store has applied up to it.
+//
+// A leader that is the only voter of its configuration needs no
+// confirmation: no other member can be elected without its vote, and it
+// votes for another only after it has stopped leading. Such a leader
+// serves each read at once, without the round trip through raft's leader
+// loop that VerifyLeader costs even with no one to ask. Whether it is the
+// only voter is read from raft when it starts leading and after every
+// configuration change this member makes (only a leader changes the
+// configuration, and only through changeConfig); the flag is cleared
+// before a change is handed to raft, so it is never set while raft's
+// latest configuration has another voter.
 type readIndex struct {
 	s     *Server
 	reads *batch[error]
 
-	mu    sync.Mutex
-	ready uint64 // term in which this leader committed its barrier; 0: not ready
+	ready atomic.Uint64 // term in which this leader committed its barrier; 0: not ready
+
+	cfgMu sync.Mutex  // serializes changeConfig and refreshSole
+	sole  atomic.Bool // this member leads and is its configuration's only voter
 }
 
 func newReadIndex(s *Server) *readIndex {
 	return &readIndex{s: s, reads: newBatch[error]()}
 }
 
+// setReady records the term in which this leader may serve reads (0: it
+// may not, having lost leadership).
 func (ri *readIndex) setReady(term uint64) {
-	ri.mu.Lock()
-	defer ri.mu.Unlock()
-	ri.ready = term
+	if term == 0 {
+		ri.sole.Store(false)
+	}
+	ri.ready.Store(term)
+	if term != 0 {
+		ri.refreshSole()
+	}
+}
+
+// refreshSole reads from raft whether this member leads as the only voter.
+func (ri *readIndex) refreshSole() {
+	ri.cfgMu.Lock()
+	defer ri.cfgMu.Unlock()
+	ri.sole.Store(ri.soleVoter())
+}
+
+func (ri *readIndex) soleVoter() bool {
+	r := ri.s.node.raft
+	if r.State() != raft.Leader {
+		return false
+	}
+	f := r.GetConfiguration()
+	if f.Error() != nil {
+		return false
+	}
+	voters := 0
+	self := false
+	for _, srv := range f.Configuration().Servers {
+		if srv.Suffrage == raft.Voter {
+			voters++
+			self = self || srv.ID == raft.ServerID(ri.s.cfg.Name)
+		}
+	}
+	return voters == 1 && self
+}
+
+// changeConfig makes a change to the raft configuration (AddVoter,
+// RemoveServer), with the sole-voter shortcut off while it is under way.
+func (s *Server) changeConfig(change func() raft.Future) error {
+	ri := s.reads
+	ri.cfgMu.Lock()
+	defer ri.cfgMu.Unlock()
+	ri.sole.Store(false)
+	err := change().Error()
+	// raft's latest configuration includes an appended change even when
+	// the call failed (timed out, or lost leadership before the commit).
+	ri.sole.Store(ri.soleVoter())
+	return err
 }
 
 // wait returns once a linearizable read may be served from the local store.
 func (ri *readIndex) wait(ctx context.Context) error {
+	if ri.sole.Load() {
+		return ri.confirm(ri.ready.Load())
+	}
 	err, werr := ri.reads.join(ctx, ri.s.stopc)
 	if werr != nil {
 		return werr
@@ -49,10 +113,7 @@ func (ri *readIndex) wait(ctx context.Context) error {
 
 func (ri *readIndex) run() {
 	ri.reads.rounds(ri.s.stopc, func() error {
-		ri.mu.Lock()
-		ready := ri.ready
-		ri.mu.Unlock()
-		return ri.confirm(ready)
+		return ri.confirm(ri.ready.Load())
 	})
 }
 
@@ -71,11 +132,13 @@ func (ri *readIndex) confirm(readyTerm uint64) error {
 		return errNoLeader // elected, but not yet committed in this term
 	}
 	commit := r.CommitIndex()
-	if err := r.VerifyLeader().Error(); err != nil {
-		if errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipLost) {
-			return raft.ErrNotLeader
+	if !ri.sole.Load() {
+		if err := r.VerifyLeader().Error(); err != nil {
+			if errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipLost) {
+				return raft.ErrNotLeader
+			}
+			return err
 		}
-		return err
 	}
 	f := ri.s.fsm
 	applied := f.appliedIndex()
