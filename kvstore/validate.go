@@ -126,7 +126,7 @@ func checkWrites(ops []*pb.RequestOp) (map[string]struct{}, []span, error) {
 			dels = append(dels, span{d.Key, d.RangeEnd})
 		}
 	}
-	puts := make(map[string]struct{})
+	puts := make(map[string]struct{}, len(ops))
 	for _, op := range ops {
 		t := op.GetRequestTxn()
 		if t == nil {
