@@ -9,10 +9,12 @@ import (
 
 // record is one version of one key: what a put wrote or, with version 0, the
 // tombstone a delete left. Records are immutable once written, so responses,
-// watch events and snapshot views share them without copying.
+// watch events and snapshot views share them without copying. Key and value
+// are strings over the bytes the store was given (see liveKey), which
+// makes a record 64 bytes, not 80: a million keys hold 16 MB less.
 type record struct {
-	key     []byte // shared with the keyIndex of the key
-	value   []byte
+	key     string // shared with the keyIndex of the key
+	value   string
 	create  int64
 	mod     int64
 	version int64 // 0 marks a tombstone

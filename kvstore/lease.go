@@ -108,15 +108,15 @@ func (l *lease) sortedKeys() [][]byte {
 }
 
 // attachLocked records that key is attached to lease id (0: no lease).
-func (s *Store) attachLocked(id int64, key []byte) {
+func (s *Store) attachLocked(id int64, key string) {
 	if l, ok := s.leases[id]; ok {
-		l.keys[string(key)] = struct{}{}
+		l.keys[key] = struct{}{}
 	}
 }
 
 // detachLocked records that key is no longer attached to lease id.
-func (s *Store) detachLocked(id int64, key []byte) {
+func (s *Store) detachLocked(id int64, key string) {
 	if l, ok := s.leases[id]; ok {
-		delete(l.keys, string(key))
+		delete(l.keys, key)
 	}
 }

@@ -133,8 +133,8 @@ func (e *encoder) bytes(b []byte)   { e.uvarint(uint64(len(b))); e.raw(b) }
 
 func (e *encoder) record(r *record) {
 	e.uvarint(1)
-	e.bytes(r.key)
-	e.bytes(r.value)
+	e.bytes(bytesOf(r.key))
+	e.bytes(bytesOf(r.value))
 	e.varint(r.create)
 	e.varint(r.mod)
 	e.varint(r.version)
@@ -206,7 +206,7 @@ func decodeSnapshot(r io.Reader) (*restoredState, error) {
 	}
 	lastMod := int64(0)
 	for d.err == nil && d.uvarint() == 1 {
-		rec := &record{key: d.bytes(), value: d.bytes(), create: d.varint(), mod: d.varint(), version: d.varint(), lease: d.varint()}
+		rec := &record{key: liveKey(d.bytes()), value: liveKey(d.bytes()), create: d.varint(), mod: d.varint(), version: d.varint(), lease: d.varint()}
 		if d.err != nil {
 			break
 		}
@@ -250,7 +250,7 @@ func (st *restoredState) add(rec *record, lastMod *int64) error {
 	} else if *lastMod != 0 || rec.tombstone() {
 		return corrupt("compacted record out of place")
 	}
-	if i, ok := st.keys[liveKey(rec.key)]; ok {
+	if i, ok := st.keys[rec.key]; ok {
 		ki := &st.index[i]
 		last := ki.latest()
 		if last.mod > rec.mod {
@@ -259,8 +259,8 @@ func (st *restoredState) add(rec *record, lastMod *int64) error {
 		rec.key = last.key // one copy of the key bytes per key
 		ki.revs = append(ki.revs, rec)
 	} else {
-		st.keys[liveKey(rec.key)] = len(st.index)
-		st.index = append(st.index, keyIndex{key: liveKey(rec.key), revs: []*record{rec}})
+		st.keys[rec.key] = len(st.index)
+		st.index = append(st.index, keyIndex{key: rec.key, revs: []*record{rec}})
 	}
 	if rec.mod >= st.compactRev {
 		st.log = append(st.log, rec)

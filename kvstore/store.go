@@ -136,16 +136,25 @@ func (s *Store) Len() int {
 // stored key are never modified, so a string may share them.
 func liveKey(k []byte) string { return unsafe.String(unsafe.SliceData(k), len(k)) }
 
+// bytesOf returns the bytes of a stored key or value without copying
+// them, for responses and events; their receivers only read them.
+func bytesOf(s string) []byte {
+	if s == "" {
+		return nil
+	}
+	return unsafe.Slice(unsafe.StringData(s), len(s))
+}
+
 func toKV(r *record, keysOnly bool) *mvccpb.KeyValue {
 	kv := &mvccpb.KeyValue{
-		Key:            r.key,
+		Key:            bytesOf(r.key),
 		CreateRevision: r.create,
 		ModRevision:    r.mod,
 		Version:        r.version,
 		Lease:          r.lease,
 	}
 	if !keysOnly {
-		kv.Value = r.value
+		kv.Value = bytesOf(r.value)
 	}
 	return kv
 }

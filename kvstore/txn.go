@@ -194,7 +194,7 @@ func compareRecord(c *pb.Compare, r *record) bool {
 	var result int
 	switch c.Target {
 	case pb.Compare_VALUE:
-		result = bytes.Compare(r.value, c.GetValue())
+		result = bytes.Compare(bytesOf(r.value), c.GetValue())
 	case pb.Compare_VERSION:
 		result = cmpInt64(r.version, c.GetVersion())
 	case pb.Compare_CREATE:

@@ -137,11 +137,11 @@ func (h *hub) notify(rev int64, changes []change) {
 			}
 			w.pending = append(w.pending, ev)
 		}
-		for _, w := range h.keys[string(c.rec.key)] {
+		for _, w := range h.keys[c.rec.key] {
 			add(w)
 		}
 		for _, w := range h.ranges {
-			if inRange(c.rec.key, w.key, w.end) {
+			if inRange(bytesOf(c.rec.key), w.key, w.end) {
 				add(w)
 			}
 		}
@@ -181,7 +181,7 @@ func newEvent(rec, prev *record) *mvccpb.Event {
 	ev := &mvccpb.Event{}
 	if rec.tombstone() {
 		ev.Type = mvccpb.Event_DELETE
-		ev.Kv = &mvccpb.KeyValue{Key: rec.key, ModRevision: rec.mod}
+		ev.Kv = &mvccpb.KeyValue{Key: bytesOf(rec.key), ModRevision: rec.mod}
 	} else {
 		ev.Type = mvccpb.Event_PUT
 		ev.Kv = toKV(rec, false)

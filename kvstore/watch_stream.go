@@ -238,12 +238,12 @@ func (s *Store) catchUpLocked(w *watcher) (WatchResponse, bool) {
 			break
 		}
 		lastRev = rec.mod
-		if !inRange(rec.key, w.key, w.end) || !w.wants(rec, rec.mod) {
+		if !inRange(bytesOf(rec.key), w.key, w.end) || !w.wants(rec, rec.mod) {
 			continue
 		}
 		var prev *record
 		if w.prevKV {
-			if ki, ok := s.tree.Get(probe(rec.key)); ok {
+			if ki, ok := s.tree.Get(keyIndex{key: rec.key}); ok {
 				prev = ki.eventPrev(rec, s.compactRev)
 			}
 		}

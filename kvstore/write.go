@@ -68,11 +68,11 @@ func (w *writer) put(key, value []byte, leaseID int64, ignoreValue, ignoreLease 
 		if !l.tombstone() {
 			prev = l
 		}
-		key = l.key // one copy of the key bytes per key
 	} else {
 		ki = keyIndex{key: liveKey(key)}
 	}
-	rec := &record{key: key, value: value, mod: w.rev, lease: leaseID, create: w.rev, version: 1}
+	// One copy of the key bytes per key: every record shares the index's.
+	rec := &record{key: ki.key, value: liveKey(value), mod: w.rev, lease: leaseID, create: w.rev, version: 1}
 	if prev != nil {
 		rec.create = prev.create
 		rec.version = prev.version + 1
