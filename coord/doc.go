@@ -10,7 +10,8 @@
 // leader has applied it: a write that returned OK survives kill -9 of every
 // member. Reads are linearizable by default: the leader takes the commit
 // index, confirms it still leads (one confirmation for every read waiting at
-// that moment) and serves once its store has applied that index; a new
+// that moment; none when it is the only voter, as no one else can be
+// elected) and serves once its store has applied that index; a new
 // leader serves none before it has committed an entry in its term. A
 // follower asks the leader for its revision at a confirmed moment (one call
 // for every read waiting) and serves from its own store once it has caught

@@ -73,7 +73,7 @@
 //	Snapshot encode, 1M keys            0.2-0.4 s                 (target ≤ 2 s)
 //	Snapshot restore, 1M keys           1.0 s                     (target ≤ 2 s; mostly in-order
 //	                                                               B-tree inserts, see below)
-//	memory per live key beyond key+value 186 bytes                (target ≤ 250)
+//	memory per live key beyond key+value 170 bytes                (target ≤ 250)
 //
 // Point reads walk the B-tree: a map from key to live record made them
 // 0.5 µs faster but cost 56 bytes a key and a sixth of a restart's CPU
