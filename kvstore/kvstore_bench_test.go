@@ -206,3 +206,28 @@ func (c *countingWriter) Write(p []byte) (int, error) {
 	*c += countingWriter(len(p))
 	return len(p), nil
 }
+
+// BenchmarkMemoryPerKeyRestored reports the heap each live key takes beyond
+// its key and value bytes in a store restored from a snapshot of 1M keys.
+func BenchmarkMemoryPerKeyRestored(b *testing.B) {
+	const n = 1_000_000
+	var buf bytes.Buffer
+	if _, err := filled(b, n).Snapshot().WriteTo(&buf); err != nil {
+		b.Fatal(err)
+	}
+	for b.Loop() {
+		runtime.GC()
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		s := New(Config{})
+		if err := s.Restore(bytes.NewReader(buf.Bytes())); err != nil {
+			b.Fatal(err)
+		}
+		runtime.GC()
+		runtime.ReadMemStats(&after)
+		payload := len(benchKey(0)) + len(benchValue)
+		perKey := float64(after.HeapAlloc-before.HeapAlloc)/n - float64(payload)
+		b.ReportMetric(perKey, "overhead-bytes/key")
+		runtime.KeepAlive(s)
+	}
+}
