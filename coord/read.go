@@ -102,7 +102,7 @@ func (s *Server) changeConfig(change func() raft.Future) error {
 // wait returns once a linearizable read may be served from the local store.
 func (ri *readIndex) wait(ctx context.Context) error {
 	if ri.sole.Load() {
-		return ri.confirm(ri.ready.Load())
+		return ri.confirm(ctx, ri.ready.Load())
 	}
 	err, werr := ri.reads.join(ctx, ri.s.stopc)
 	if werr != nil {
@@ -113,14 +113,16 @@ func (ri *readIndex) wait(ctx context.Context) error {
 
 func (ri *readIndex) run() {
 	ri.reads.rounds(ri.s.stopc, func() error {
-		return ri.confirm(ri.ready.Load())
+		// A round serves many callers; each stops waiting on its own
+		// context in join.
+		return ri.confirm(context.Background(), ri.ready.Load())
 	})
 }
 
 // confirm checks that this member still leads in a term in which it has
 // committed, and waits until the store has applied what was committed at
 // the moment leadership was confirmed.
-func (ri *readIndex) confirm(readyTerm uint64) error {
+func (ri *readIndex) confirm(ctx context.Context, readyTerm uint64) error {
 	r := ri.s.node.raft
 	if r.State() != raft.Leader {
 		if addr, _ := r.LeaderWithID(); addr == "" {
@@ -149,6 +151,8 @@ func (ri *readIndex) confirm(readyTerm uint64) error {
 	select {
 	case <-f.waitApplied(need):
 		return nil
+	case <-ctx.Done():
+		return ctx.Err()
 	case <-ri.s.stopc:
 		return ErrStopped
 	}
