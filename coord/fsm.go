@@ -86,7 +86,7 @@ func (f *fsm) ApplyBatch(logs []*raft.Log) []any {
 	next := decodeCommands(logs)
 	for i, l := range logs {
 		if l.Type == raft.LogCommand {
-			out[i] = f.applyCommand(next())
+			out[i] = f.applyCommand(next(l))
 		}
 	}
 	if len(logs) > 0 {
@@ -116,10 +116,10 @@ const pipelineBytes = 256 << 10
 // decodeAhead is how many decoded commands may wait for the apply.
 const decodeAhead = 8
 
-// decodeCommands returns a function that yields the commands of logs'
-// LogCommand entries one by one, in log order. Decoding is pure, so doing
-// it on another goroutine changes nothing about what is applied.
-func decodeCommands(logs []*raft.Log) func() decoded {
+// decodeCommands returns the function ApplyBatch calls with each LogCommand
+// entry of logs, in log order, for its decoded command. Decoding is pure,
+// so doing it on another goroutine changes nothing about what is applied.
+func decodeCommands(logs []*raft.Log) func(*raft.Log) decoded {
 	size, n := 0, 0
 	for _, l := range logs {
 		if l.Type == raft.LogCommand {
@@ -128,14 +128,7 @@ func decodeCommands(logs []*raft.Log) func() decoded {
 		}
 	}
 	if size < pipelineBytes {
-		i := 0
-		return func() decoded {
-			for logs[i].Type != raft.LogCommand {
-				i++
-			}
-			i++
-			return decode(logs[i-1].Data)
-		}
+		return func(l *raft.Log) decoded { return decode(l.Data) }
 	}
 	// The decoder stays at most decodeAhead entries ahead, so a batch's
 	// decoded copies are not all in memory at once beside raft's. It
@@ -148,7 +141,7 @@ func decodeCommands(logs []*raft.Log) func() decoded {
 			}
 		}
 	}()
-	return func() decoded { return <-ch }
+	return func(*raft.Log) decoded { return <-ch }
 }
 
 func decode(data []byte) decoded {

@@ -187,17 +187,23 @@ func BenchmarkSnapshotRestore1M(b *testing.B) {
 func BenchmarkMemoryPerKey(b *testing.B) {
 	const n = 1_000_000
 	for b.Loop() {
-		runtime.GC()
-		var before, after runtime.MemStats
-		runtime.ReadMemStats(&before)
-		s := filled(b, n)
-		runtime.GC()
-		runtime.ReadMemStats(&after)
-		payload := len(benchKey(0)) + len(benchValue)
-		perKey := float64(after.HeapAlloc-before.HeapAlloc)/n - float64(payload)
-		b.ReportMetric(perKey, "overhead-bytes/key")
-		runtime.KeepAlive(s)
+		reportHeapPerKey(b, n, func() *Store { return filled(b, n) })
 	}
+}
+
+// reportHeapPerKey reports the heap that the store build returns takes per
+// key, beyond the n keys' key and value bytes.
+func reportHeapPerKey(b *testing.B, n int, build func() *Store) {
+	runtime.GC()
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	s := build()
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	payload := len(benchKey(0)) + len(benchValue)
+	perKey := float64(after.HeapAlloc-before.HeapAlloc)/float64(n) - float64(payload)
+	b.ReportMetric(perKey, "overhead-bytes/key")
+	runtime.KeepAlive(s)
 }
 
 type countingWriter int64
@@ -216,18 +222,12 @@ func BenchmarkMemoryPerKeyRestored(b *testing.B) {
 		b.Fatal(err)
 	}
 	for b.Loop() {
-		runtime.GC()
-		var before, after runtime.MemStats
-		runtime.ReadMemStats(&before)
-		s := New(Config{})
-		if err := s.Restore(bytes.NewReader(buf.Bytes())); err != nil {
-			b.Fatal(err)
-		}
-		runtime.GC()
-		runtime.ReadMemStats(&after)
-		payload := len(benchKey(0)) + len(benchValue)
-		perKey := float64(after.HeapAlloc-before.HeapAlloc)/n - float64(payload)
-		b.ReportMetric(perKey, "overhead-bytes/key")
-		runtime.KeepAlive(s)
+		reportHeapPerKey(b, n, func() *Store {
+			s := New(Config{})
+			if err := s.Restore(bytes.NewReader(buf.Bytes())); err != nil {
+				b.Fatal(err)
+			}
+			return s
+		})
 	}
 }
