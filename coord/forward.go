@@ -51,11 +51,20 @@ func newForwarder(s *Server) *forwarder { return &forwarder{s: s} }
 // as etcd holds a proposal during an election: a client sees a failover as
 // a pause, not as errors.
 func (f *forwarder) to(ctx context.Context) (context.Context, *grpc.ClientConn, bool) {
+	fctx, conn, _, ok := f.toAvoiding(ctx, "", time.Time{})
+	return fctx, conn, ok
+}
+
+// toAvoiding is to for a request that already failed to reach the leader
+// named avoid: that leader is used again only once its connection is
+// ready, and the wait ends at deadline (zero: the apply timeout from now).
+// It also returns the leader chosen.
+func (f *forwarder) toAvoiding(ctx context.Context, avoid raft.ServerID, deadline time.Time) (context.Context, *grpc.ClientConn, raft.ServerID, bool) {
 	s := f.s
 	// The leader's requests take the first return: no metadata copy and no
 	// timer (they were a tenth of a put's allocations).
 	if s.servesLocally(ctx) {
-		return ctx, nil, false
+		return ctx, nil, "", false
 	}
 	var wait *time.Timer
 	defer func() {
@@ -63,35 +72,39 @@ func (f *forwarder) to(ctx context.Context) (context.Context, *grpc.ClientConn, 
 			wait.Stop()
 		}
 	}()
-	var unreachable raft.ServerID // a leader whose connection failed
+	unreachable := avoid // a leader whose connection failed
 	for {
 		if s.node.raft.State() == raft.Leader {
-			return ctx, nil, false
+			return ctx, nil, "", false
 		}
-		if _, id := s.node.raft.LeaderWithID(); id != "" && id != unreachable {
+		if _, id := s.node.raft.LeaderWithID(); id != "" {
 			conn, ok := f.leaderConn(id)
 			if !ok {
-				return ctx, nil, false
+				return ctx, nil, "", false
 			}
-			if conn.GetState() != connectivity.TransientFailure {
-				return metadata.AppendToOutgoingContext(ctx, forwardedKey, s.cfg.Name), conn, true
+			st := conn.GetState()
+			if st == connectivity.Ready || id != unreachable && st != connectivity.TransientFailure {
+				return metadata.AppendToOutgoingContext(ctx, forwardedKey, s.cfg.Name), conn, id, true
 			}
+			// Known to fail: ask for a new attempt and use it
+			// once it is ready, unless another leader comes first.
 			unreachable = id
+			conn.Connect()
 		}
 		if wait == nil {
-			wait = time.NewTimer(s.cfg.ApplyTimeout)
+			if deadline.IsZero() {
+				deadline = time.Now().Add(s.cfg.ApplyTimeout)
+			}
+			wait = time.NewTimer(time.Until(deadline))
 		}
 		select {
 		case <-ctx.Done():
-			return ctx, nil, false
+			return ctx, nil, "", false
 		case <-s.stopc:
-			return ctx, nil, false
+			return ctx, nil, "", false
 		case <-wait.C:
-			return ctx, nil, false // the local path answers "no leader"
+			return ctx, nil, "", false // the local path answers "no leader"
 		case <-time.After(10 * time.Millisecond):
-		}
-		if _, id := s.node.raft.LeaderWithID(); id != unreachable {
-			unreachable = ""
 		}
 	}
 }

@@ -4,8 +4,10 @@ import (
 	"context"
 	"strings"
 	"sync/atomic"
+	"time"
 
 	"github.com/coordhq/coord/kvstore"
+	"github.com/hashicorp/raft"
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	"google.golang.org/grpc"
@@ -178,17 +180,25 @@ func (s *Server) waitAcked(ctx context.Context) error {
 // viaLeader sends a request to the leader when this member does not lead;
 // ok=false means serve it here. A request whose connection to the leader
 // could not even be made (the leader just died and the dial was refused)
-// was never sent, so it goes again once a leader is reachable.
+// was never sent, so it goes again once a leader is reachable: a new one,
+// or the same one back. It keeps trying for the apply timeout, as a
+// proposal would wait out an election.
 func viaLeader[R any](ctx context.Context, s *Server, call func(context.Context, *grpc.ClientConn) (R, error)) (resp R, ok bool, err error) {
-	for attempt := 0; ; attempt++ {
-		fctx, conn, fwd := s.forward.to(ctx)
+	var failed raft.ServerID
+	var deadline time.Time
+	for {
+		fctx, conn, id, fwd := s.forward.toAvoiding(ctx, failed, deadline)
 		if !fwd {
-			return resp, false, nil
+			return resp, false, nil // this member leads now, or none does
+		}
+		if deadline.IsZero() {
+			deadline = time.Now().Add(s.cfg.ApplyTimeout)
 		}
 		resp, err = call(fctx, conn)
-		if err == nil || !notSent(err) || attempt == 4 || ctx.Err() != nil {
+		if err == nil || !notSent(err) || ctx.Err() != nil {
 			return resp, true, leaderFailed(err)
 		}
+		failed = id
 	}
 }
 
