@@ -64,6 +64,9 @@ func startWorkers(t *testing.T, cli *clientv3.Client, f *fakeExec, n int) {
 	startLabelled(t, cli, f, n, nil)
 }
 
+// startLabelled starts n workers on cli, stopped when the test ends. cli
+// must be closed after them (a cleanup registered earlier): closed first, it
+// ends their sessions, which a worker reports as an error.
 func startLabelled(t *testing.T, cli *clientv3.Client, f *fakeExec, n int, labels map[string]string) {
 	for i := range n {
 		ctx, cancel := context.WithCancel(context.Background())
@@ -114,7 +117,7 @@ func allIn(state string, n int) func([]scheduler.Run) bool {
 func TestWorkersForbidAndRetry(t *testing.T) {
 	m := coordtest.StartSingle(t)
 	cli := m.Client()
-	defer cli.Close()
+	t.Cleanup(func() { cli.Close() }) // after the workers stop (cleanups run last first)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	j, err := scheduler.CreateJob(ctx, cli, scheduler.Job{Name: "nightly", Schedule: "@every 1s", Command: []string{"x"},
@@ -200,7 +203,7 @@ func TestRequeueAfterWorkerDeath(t *testing.T) {
 func TestReplaceTimeoutTargetHistory(t *testing.T) {
 	m := coordtest.StartSingle(t)
 	cli := m.Client()
-	defer cli.Close()
+	t.Cleanup(func() { cli.Close() }) // after the workers stop (cleanups run last first)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	base := time.Now().Truncate(time.Second)
