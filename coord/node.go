@@ -102,10 +102,11 @@ func openNode(cfg Config, f *fsm) (*node, error) {
 	}
 	logger := hclog.New(&hclog.LoggerOptions{Name: "raft", Level: hclog.Info, Output: slogWriter{cfg.Logger.With("component", "raft")}})
 
-	logs, format, err := openLogStore(cfg.DataDir)
+	store, format, err := openLogStore(cfg.DataDir)
 	if err != nil {
 		return nil, fmt.Errorf("coord: open raft log: %w", err)
 	}
+	logs := newLogCache(store)
 	snaps, err := raft.NewFileSnapshotStoreWithLogger(cfg.DataDir, 2, logger)
 	if err != nil {
 		logs.Close()
