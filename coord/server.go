@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -139,8 +138,11 @@ func (s *Server) Start() (err error) {
 		grpc.ChainStreamInterceptor(s.metrics.stream, s.requireLeaderStream),
 		// A pool of handler goroutines whose stacks have already grown:
 		// a new goroutine per stream spent 13% of a keep-alive workload's
-		// CPU growing its stack.
-		grpc.NumStreamWorkers(uint32(4*runtime.GOMAXPROCS(0))),
+		// CPU growing its stack. A write holds its worker until raft has
+		// applied it, so the pool is sized for the requests in flight,
+		// not for the cores: with 8 workers, 256 clients' puts still ran
+		// mostly on new goroutines.
+		grpc.NumStreamWorkers(streamWorkers),
 	)
 	pb.RegisterKVServer(s.grpc, &kvServer{s: s})
 	pb.RegisterWatchServer(s.grpc, &watchServer{s: s})
@@ -182,6 +184,11 @@ func (s *Server) Start() (err error) {
 
 // grpcOverheadBytes is what gRPC adds around a request of the maximum size.
 const grpcOverheadBytes = 512 * 1024
+
+// streamWorkers is the number of goroutines gRPC keeps for handling
+// requests; a request beyond them gets a new goroutine. 256 idle workers
+// hold a few MiB of stacks.
+const streamWorkers = 256
 
 func (s *Server) goFunc(f func()) {
 	s.wg.Add(1)
