@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -402,5 +404,111 @@ func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
 			t.Fatalf("timed out after %v waiting for %s", d, what)
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestFollowerWritesDuringLeaderKill: clients keep writing through a
+// follower while the leader is killed. Every write returns within its
+// deadline, fails only with the errors of a failover, and every write that
+// was acknowledged is there afterwards; writes go through again once a new
+// leader is elected.
+func TestFollowerWritesDuringLeaderKill(t *testing.T) {
+	c := coordtest.StartCluster(t, 3)
+	ctx := ctxT(t, 60*time.Second)
+	f := c.Follower()
+	fc := f.Client()
+	defer fc.Close()
+
+	const writers, perWriter = 8, 40
+	var mu sync.Mutex
+	var acked []string
+	var afterKill atomic.Int64
+	killed := make(chan struct{})
+	var wg sync.WaitGroup
+	for w := range writers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range perWriter {
+				key := fmt.Sprintf("w%d/%d", w, i)
+				wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+				_, err := fc.Put(wctx, key, "v")
+				cancel()
+				switch {
+				case err == nil:
+					mu.Lock()
+					acked = append(acked, key)
+					mu.Unlock()
+					select {
+					case <-killed:
+						afterKill.Add(1)
+					default:
+					}
+				case errors.Is(err, rpctypes.ErrTimeoutDueToLeaderFail), errors.Is(err, rpctypes.ErrNoLeader),
+					errors.Is(err, rpctypes.ErrNotLeader), errors.Is(err, rpctypes.ErrTimeout):
+				default:
+					t.Errorf("put %s during the failover: %v", key, err)
+					return
+				}
+			}
+		}()
+	}
+	waitFor(t, 20*time.Second, "writes through the follower before the kill", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(acked) >= writers
+	})
+	c.Leader().Kill()
+	close(killed)
+	wg.Wait()
+	if afterKill.Load() == 0 {
+		t.Fatal("no write went through after the leader was killed")
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	for _, key := range acked {
+		g, err := fc.Get(ctx, key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(g.Kvs) != 1 {
+			t.Fatalf("acknowledged write %s is gone after the failover", key)
+		}
+	}
+}
+
+// TestForwardStreamFallback: a follower whose leader does not serve the
+// forward stream (a coordd from before it) sends its writes as unary calls.
+func TestForwardStreamFallback(t *testing.T) {
+	c := coordtest.StartCluster(t, 3)
+	ctx := ctxT(t, 30*time.Second)
+	c.Leader().Server.RefuseForwardStream(true)
+	fc := c.Follower().Client()
+	defer fc.Close()
+	for i := range 3 {
+		if _, err := fc.Put(ctx, fmt.Sprint("k", i), "v"); err != nil {
+			t.Fatalf("put %d through a follower to a leader without the stream: %v", i, err)
+		}
+	}
+	resp, err := fc.Txn(ctx).If(clientv3.Compare(clientv3.Version("k0"), "=", 1)).Then(clientv3.OpDelete("k1")).Commit()
+	if err != nil || !resp.Succeeded {
+		t.Fatalf("txn through a follower to a leader without the stream: %v %v", resp, err)
+	}
+}
+
+// TestForwardedErrors: errors the leader answers a forwarded write with
+// reach the client as etcd's.
+func TestForwardedErrors(t *testing.T) {
+	c := coordtest.StartCluster(t, 3)
+	ctx := ctxT(t, 30*time.Second)
+	fc := c.Follower().Client()
+	defer fc.Close()
+	_, err := fc.Put(ctx, "k", "v", clientv3.WithLease(12345))
+	if !errors.Is(err, rpctypes.ErrLeaseNotFound) {
+		t.Fatalf("put with an unknown lease through a follower: %v, want %v", err, rpctypes.ErrLeaseNotFound)
+	}
+	resp, err := fc.Txn(ctx).If(clientv3.Compare(clientv3.Value("k"), "=", "x")).Else(clientv3.OpPut("k", "y"), clientv3.OpGet("k")).Commit()
+	if err != nil || resp.Succeeded || len(resp.Responses) != 2 || string(resp.Responses[1].GetResponseRange().Kvs[0].Value) != "y" {
+		t.Fatalf("txn through a follower: %+v %v", resp, err)
 	}
 }

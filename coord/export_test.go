@@ -17,3 +17,7 @@ func (s *Server) ProposePut(ctx context.Context, r *pb.PutRequest) error {
 // and keep-alives without confirming its leadership (it leads as the only
 // voter).
 func (s *Server) SoleVoterShortcut() bool { return s.reads.sole.Load() }
+
+// RefuseForwardStream makes the member answer the forward stream as a
+// coordd from before it would (Unimplemented), for followers to fall back.
+func (s *Server) RefuseForwardStream(on bool) { s.refuseForwardStream.Store(on) }

@@ -24,10 +24,11 @@ const forwardedKey = "coord-forwarded"
 type forwarder struct {
 	s *Server
 
-	mu      sync.Mutex // guards addr, conn and retired
+	mu      sync.Mutex // guards addr, conn, retired and streams
 	addr    string
 	conn    *grpc.ClientConn
 	retired []retiredConn
+	streams map[*grpc.ClientConn]*fwdStream // see forward_stream.go
 }
 
 // retiredConn is a connection to a former leader. Requests and streams may
@@ -160,6 +161,10 @@ func (f *forwarder) close() {
 		r.conn.Close()
 	}
 	f.retired = nil
+	for _, fs := range f.streams {
+		fs.cancel()
+	}
+	f.streams = nil
 }
 
 // proxyKeepAlive relays a client's keep-alive stream to the leader until

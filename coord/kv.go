@@ -45,7 +45,7 @@ func (k *kvServer) Put(ctx context.Context, r *pb.PutRequest) (*pb.PutResponse, 
 		return nil, toGRPC(err)
 	}
 	if resp, ok, err := viaLeader(ctx, k.s, func(ctx context.Context, c *grpc.ClientConn) (*pb.PutResponse, error) {
-		return pb.NewKVClient(c).Put(ctx, r)
+		return forwardKV(ctx, k.s, c, fwdPut, r, new(pb.PutResponse), pb.NewKVClient(c).Put)
 	}); ok {
 		return forwarded(ctx, k.s, 0, resp, err)
 	}
@@ -63,7 +63,7 @@ func (k *kvServer) DeleteRange(ctx context.Context, r *pb.DeleteRangeRequest) (*
 		return nil, toGRPC(err)
 	}
 	if resp, ok, err := viaLeader(ctx, k.s, func(ctx context.Context, c *grpc.ClientConn) (*pb.DeleteRangeResponse, error) {
-		return pb.NewKVClient(c).DeleteRange(ctx, r)
+		return forwardKV(ctx, k.s, c, fwdDeleteRange, r, new(pb.DeleteRangeResponse), pb.NewKVClient(c).DeleteRange)
 	}); ok {
 		return forwarded(ctx, k.s, 0, resp, err)
 	}
@@ -93,7 +93,7 @@ func (k *kvServer) Txn(ctx context.Context, r *pb.TxnRequest) (*pb.TxnResponse, 
 		return resp, nil
 	}
 	if resp, ok, err := viaLeader(ctx, k.s, func(ctx context.Context, c *grpc.ClientConn) (*pb.TxnResponse, error) {
-		return pb.NewKVClient(c).Txn(ctx, r)
+		return forwardKV(ctx, k.s, c, fwdTxn, r, new(pb.TxnResponse), pb.NewKVClient(c).Txn)
 	}); ok {
 		return forwarded(ctx, k.s, 0, resp, err)
 	}
@@ -205,6 +205,9 @@ func viaLeader[R any](ctx context.Context, s *Server, call func(context.Context,
 // notSent reports whether a forwarded request failed before it left: its
 // connection could not be made.
 func notSent(err error) bool {
+	if err == errStreamNotSent {
+		return true
+	}
 	st, ok := status.FromError(err)
 	return ok && st.Code() == codes.Unavailable && strings.Contains(st.Message(), "while dialing")
 }

@@ -236,5 +236,13 @@ var internalServiceDesc = grpc.ServiceDesc{
 			return &pb.StatusResponse{Header: &pb.ResponseHeader{Revision: rev}}, nil
 		},
 	}},
+	Streams: []grpc.StreamDesc{{
+		StreamName: fwdStreamDesc.StreamName,
+		Handler: func(srv any, stream grpc.ServerStream) error {
+			return srv.(*Server).serveForwardStream(stream)
+		},
+		ServerStreams: true,
+		ClientStreams: true,
+	}},
 	Metadata: "coord/internal",
 }

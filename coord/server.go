@@ -47,6 +47,8 @@ type Server struct {
 	// itself; local reads wait for them (see forwarded).
 	ackedRev, ackedCompact atomic.Int64
 
+	refuseForwardStream atomic.Bool // tests: answer as a coordd without it
+
 	stopc chan struct{}
 	wg    sync.WaitGroup // goroutines the server started
 	once  sync.Once
