@@ -10,6 +10,7 @@ import (
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/connectivity"
 	"google.golang.org/grpc/encoding"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
@@ -189,12 +190,18 @@ type fwdAnswer struct {
 }
 
 // forwardStream returns the stream to the leader at conn, opening one if
-// there is none or the last one broke.
+// there is none or the last one broke. It opens one only on a connection
+// that is ready, where opening does not wait for the network; with none
+// (nil, nil) the request goes as a unary call, which waits for the
+// connection within the request's own deadline, without holding f.mu.
 func (f *forwarder) forwardStream(conn *grpc.ClientConn) (*fwdStream, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if fs := f.streams[conn]; fs != nil && fs.broken() == nil {
 		return fs, nil
+	}
+	if conn.GetState() != connectivity.Ready {
+		return nil, nil
 	}
 	for c, fs := range f.streams {
 		if fs.broken() != nil {
@@ -322,11 +329,15 @@ func (fs *fwdStream) forget(id uint64) {
 	delete(fs.pending, id)
 }
 
-// forwardKV sends a KV write to the leader at conn over its stream. A
-// leader that does not serve the stream (an older coordd) gets it as the
-// unary call.
+// forwardKV sends a KV write to the leader at conn over its stream. It goes
+// as the unary call instead while the connection is not ready (the first
+// write to a new leader makes it so), and to a leader that does not serve
+// the stream (an older coordd).
 func forwardKV[Q, R proto.Message](ctx context.Context, s *Server, conn *grpc.ClientConn, kind byte, req Q, resp R, unary func(context.Context, Q, ...grpc.CallOption) (R, error)) (R, error) {
 	fs, err := s.forward.forwardStream(conn)
+	if err == nil && fs == nil {
+		return unary(ctx, req) // not connected yet
+	}
 	if err == nil {
 		err = fs.call(ctx, kind, req, resp)
 		if err == nil {
