@@ -100,6 +100,11 @@ func (s *Server) serveForwardStream(stream grpc.ServerStream) error {
 			_ = stream.SendMsg(&out) // fails only once the follower is gone
 		}
 	}
+	// The handler returns only once the requests it started are done, so
+	// that a stopping server's raft is still there to answer them (a
+	// proposal raft has queued is never answered once it shuts down).
+	var reqs inflight
+	defer reqs.drain()
 	recvErr := make(chan error, 1)
 	go func() {
 		for {
@@ -112,7 +117,13 @@ func (s *Server) serveForwardStream(stream grpc.ServerStream) error {
 				recvErr <- status.Error(codes.InvalidArgument, "coord: short forward frame")
 				return
 			}
-			go func() { send(s.answerForwarded(ctx, in)) }()
+			if !reqs.start() {
+				return // the handler is returning: the follower sees the stream end
+			}
+			go func() {
+				defer reqs.done()
+				send(s.answerForwarded(ctx, in))
+			}()
 		}
 	}()
 	select {
@@ -121,6 +132,46 @@ func (s *Server) serveForwardStream(stream grpc.ServerStream) error {
 	case <-s.stopc:
 		return status.Error(codes.Unavailable, "coord: leader stopping")
 	}
+}
+
+// inflight counts running requests; drain refuses new ones and waits for
+// the running ones. (A WaitGroup would need every Add before the Wait.)
+type inflight struct {
+	mu       sync.Mutex
+	n        int
+	draining bool
+	idle     chan struct{} // closed when draining and n reaches 0
+}
+
+func (r *inflight) start() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.draining {
+		return false
+	}
+	r.n++
+	return true
+}
+
+func (r *inflight) done() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.n--
+	if r.draining && r.n == 0 {
+		close(r.idle)
+	}
+}
+
+func (r *inflight) drain() {
+	r.mu.Lock()
+	r.draining = true
+	r.idle = make(chan struct{})
+	if r.n == 0 {
+		close(r.idle)
+	}
+	idle := r.idle
+	r.mu.Unlock()
+	<-idle
 }
 
 // answerForwarded serves one request frame and returns its answer frame.
