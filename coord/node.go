@@ -139,7 +139,12 @@ func openNode(cfg Config, f *fsm) (*node, error) {
 	rc.Logger = logger
 	rc.HeartbeatTimeout = cfg.ElectionTimeout
 	rc.ElectionTimeout = cfg.ElectionTimeout
-	rc.LeaderLeaseTimeout = cfg.ElectionTimeout / 2
+	// A leader that has not heard from a quorum for an election timeout
+	// steps down, as etcd's CheckQuorum does. Nothing relies on it doing so
+	// sooner (a renewal or a linearizable read confirms leadership itself),
+	// and with one member down the survivor's every stall longer than this
+	// deposes the leader and fails the writes in flight.
+	rc.LeaderLeaseTimeout = cfg.ElectionTimeout
 	rc.SnapshotThreshold = cfg.SnapshotCount
 	rc.SnapshotInterval = cfg.SnapshotInterval
 	rc.TrailingLogs = max(cfg.SnapshotCount, 1024)
