@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/coordhq/coord/coord"
 	"github.com/coordhq/coord/coord/coordtest"
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
@@ -510,5 +511,47 @@ func TestForwardedErrors(t *testing.T) {
 	resp, err := fc.Txn(ctx).If(clientv3.Compare(clientv3.Value("k"), "=", "x")).Else(clientv3.OpPut("k", "y"), clientv3.OpGet("k")).Commit()
 	if err != nil || resp.Succeeded || len(resp.Responses) != 2 || string(resp.Responses[1].GetResponseRange().Kvs[0].Value) != "y" {
 		t.Fatalf("txn through a follower: %+v %v", resp, err)
+	}
+}
+
+// TestFollowersLearnLoneCommits: a write that comes alone reaches the
+// watchers of a follower even though raft's CommitTimeout, the fallback
+// that would tell followers its commit index, is longer than the test: the
+// leader announces the commit.
+func TestFollowersLearnLoneCommits(t *testing.T) {
+	c := coordtest.StartClusterWith(t, 3, func(cfg *coord.Config) { coord.SetCommitTimeout(cfg, time.Hour) })
+	ctx := ctxT(t, 30*time.Second)
+	leader := c.Leader()
+	var watches []clientv3.WatchChan
+	for _, m := range c.Members {
+		if m == leader {
+			continue
+		}
+		cl := m.Client()
+		defer cl.Close()
+		wch := cl.Watch(ctx, "lone", clientv3.WithCreatedNotify())
+		if wr := <-wch; !wr.Created {
+			t.Fatalf("watch on %s not created: %v", m.Config.Name, wr.Err())
+		}
+		watches = append(watches, wch)
+	}
+	lc := leader.Client()
+	defer lc.Close()
+	put, err := lc.Put(ctx, "lone", "1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, wch := range watches {
+		select {
+		case wr := <-wch:
+			if err := wr.Err(); err != nil {
+				t.Fatal(err)
+			}
+			if len(wr.Events) != 1 || wr.Events[0].Kv.ModRevision != put.Header.Revision {
+				t.Fatalf("follower watch %d: events %v, want the put at revision %d", i, wr.Events, put.Header.Revision)
+			}
+		case <-ctx.Done():
+			t.Fatalf("follower watch %d never saw the put: its commit was not announced", i)
+		}
 	}
 }

@@ -78,6 +78,10 @@ type Config struct {
 
 	// Logger receives structured logs; default slog.Default().
 	Logger *slog.Logger
+
+	// commitTimeout overrides raft's CommitTimeout (defaultCommitTimeout);
+	// tests set it.
+	commitTimeout time.Duration
 }
 
 // DefaultConfig returns the defaults of a single member, as etcd's.

@@ -2,6 +2,7 @@ package coord
 
 import (
 	"context"
+	"time"
 
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 )
@@ -21,3 +22,6 @@ func (s *Server) SoleVoterShortcut() bool { return s.reads.sole.Load() }
 // RefuseForwardStream makes the member answer the forward stream as a
 // coordd from before it would (Unimplemented), for followers to fall back.
 func (s *Server) RefuseForwardStream(on bool) { s.refuseForwardStream.Store(on) }
+
+// SetCommitTimeout sets raft's CommitTimeout for a member.
+func SetCommitTimeout(c *Config, d time.Duration) { c.commitTimeout = d }

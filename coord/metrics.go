@@ -25,6 +25,9 @@ type metrics struct {
 	apply       prometheus.Histogram
 	leaderSeen  prometheus.Counter
 	leaseExpiry prometheus.Counter
+	// commitAnnounced counts the barriers the leader committed only to
+	// tell followers of a commit index (announceCommits).
+	commitAnnounced prometheus.Counter
 }
 
 func newMetrics(s *Server) *metrics {
@@ -46,6 +49,9 @@ func newMetrics(s *Server) *metrics {
 	m.leaseExpiry = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "etcd_server_lease_expired_total", Help: "Leases revoked because they expired.",
 	})
+	m.commitAnnounced = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "coord_server_commit_announcements_total", Help: "Barriers the leader committed to send followers the commit index of a write that came alone.",
+	})
 	gauge := func(name, help string, f func() float64) prometheus.Collector {
 		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, f)
 	}
@@ -55,7 +61,7 @@ func newMetrics(s *Server) *metrics {
 		}
 		return 0
 	}
-	m.reg.MustRegister(m.handled, m.handling, m.apply, m.leaderSeen, m.leaseExpiry,
+	m.reg.MustRegister(m.handled, m.handling, m.apply, m.leaderSeen, m.leaseExpiry, m.commitAnnounced,
 		gauge("etcd_server_has_leader", "1 if a leader is known.", func() float64 {
 			addr, _ := s.node.raft.LeaderWithID()
 			return b2f(addr != "")

@@ -57,6 +57,13 @@ type logStore interface {
 	io.Closer
 }
 
+// defaultCommitTimeout is raft's CommitTimeout. Followers learn the commit
+// index from the leader's next AppendEntries; when no new entry follows,
+// raft sends one after CommitTimeout (its default is 50 ms). The leader
+// also announces the commits of writes that come alone (announceCommits),
+// so this is the fallback, for a leader that could not.
+const defaultCommitTimeout = 5 * time.Millisecond
+
 // openLogStore opens the raft log of a data dir: a write-ahead log
 // (raft-wal: appends are sequential and cost one fsync, against two for a
 // BoltDB commit), or the BoltDB file of a data dir created before coord
@@ -150,11 +157,10 @@ func openNode(cfg Config, f *fsm) (*node, error) {
 	rc.TrailingLogs = max(cfg.SnapshotCount, 1024)
 	rc.BatchApplyCh = true
 	rc.MaxAppendEntries = 512
-	// Followers learn the commit index from the next AppendEntries; when no
-	// new entry follows, that is CommitTimeout later (default 50 ms). A
-	// write forwarded by a follower waits until the follower applied it
-	// (read-your-writes there), so this bounds its latency.
-	rc.CommitTimeout = 5 * time.Millisecond
+	rc.CommitTimeout = defaultCommitTimeout
+	if cfg.commitTimeout > 0 {
+		rc.CommitTimeout = cfg.commitTimeout
+	}
 
 	r, err := raft.NewRaft(rc, f, logs, logs, snaps, transport)
 	if err != nil {

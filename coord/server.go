@@ -171,6 +171,7 @@ func (s *Server) Start() (err error) {
 	s.goFunc(s.reads.run)
 	s.goFunc(s.followerReads.run)
 	s.goFunc(s.leadershipLoop)
+	s.goFunc(s.announceCommits)
 	s.goFunc(s.lessor.run)
 	s.goFunc(s.campaignLoop)
 	s.goFunc(s.reconcileLoop)

@@ -119,10 +119,20 @@ type Cluster struct {
 // bootstrap raft together, and waits until every one of them serves.
 func StartCluster(t testing.TB, n int) *Cluster {
 	t.Helper()
+	return StartClusterWith(t, n, nil)
+}
+
+// StartClusterWith is StartCluster with every member's Config changed by
+// tweak, if not nil, before the member starts.
+func StartClusterWith(t testing.TB, n int, tweak func(*coord.Config)) *Cluster {
+	t.Helper()
 	c := &Cluster{t: t}
 	for i := range n {
 		m := NewMember(t, fmt.Sprintf("m%d", i))
 		m.Config.BootstrapExpect = n
+		if tweak != nil {
+			tweak(&m.Config)
+		}
 		c.Members = append(c.Members, m)
 	}
 	for i, m := range c.Members {
