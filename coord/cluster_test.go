@@ -227,8 +227,11 @@ func TestClusterHashesAgree(t *testing.T) {
 
 // TestIsolatedLeaderRefusesKeepAlive: a leader cut off from the others may
 // still believe it leads for a while; it must not tell a client its lease
-// was extended, since the majority may already have elected a leader that
-// expires the lease on its own clock (etcd bug 15247).
+// was extended once the majority may have elected a leader that expires
+// the lease on its own clock (etcd bug 15247). No leader can be elected
+// before an election timeout has passed since the cut, and the old leader
+// renews on its last confirmation for half of that (leader_lease.go): a
+// renewal sent later than that must fail.
 func TestIsolatedLeaderRefusesKeepAlive(t *testing.T) {
 	c := coordtest.StartCluster(t, 3)
 	ctx := ctxT(t, 30*time.Second)
@@ -243,14 +246,25 @@ func TestIsolatedLeaderRefusesKeepAlive(t *testing.T) {
 		t.Fatalf("keep-alive while connected: %v", err)
 	}
 	old.Isolate(true)
+	cut := time.Now()
 	defer old.Isolate(false)
-	for range 3 {
+	leaseEnd := cut.Add(old.Config.ElectionTimeout / 2)
+	refused := 0
+	for i := 0; i < 10000 && refused < 3; i++ {
+		sent := time.Now()
 		kctx, cancel := context.WithTimeout(ctx, time.Second)
 		resp, err := oc.KeepAliveOnce(kctx, l.ID)
 		cancel()
-		if err == nil && resp.TTL > 0 {
-			t.Fatalf("isolated leader renewed the lease (TTL %d)", resp.TTL)
+		renewed := err == nil && resp.TTL > 0
+		switch {
+		case renewed && sent.After(leaseEnd):
+			t.Fatalf("isolated leader renewed the lease %v after the cut; its leader lease lasts %v", sent.Sub(cut), leaseEnd.Sub(cut))
+		case !renewed && sent.After(leaseEnd):
+			refused++
 		}
+	}
+	if refused < 3 {
+		t.Fatalf("%d renewals refused after the leader lease ended, want 3", refused)
 	}
 }
 

@@ -21,8 +21,14 @@
 // forwarded and acknowledged, so a client reads its own writes on the member
 // it talks to. Lease expiry is decided by the leader's clock, only after it
 // confirms it still leads, and applied as a revoke through the log; a new
-// leader first gives every lease a full TTL. A follower campaigns no earlier
-// than one election timeout after it last heard from the leader. Every
+// leader first gives every lease a full TTL. A keep-alive is answered by a
+// leader whose leadership a quorum confirmed less than half an election
+// timeout ago (a leader lease: no other leader can be elected within a
+// whole one); linearizable reads never rest on clocks. A follower campaigns
+// no earlier than one election timeout after it last heard from the leader,
+// and a member restarted on its data accepts no raft connection for an
+// election timeout. When a write comes alone, the leader commits a barrier
+// to tell followers its commit index at once. Every
 // answer and error is etcd's (see tests/compat, which compares coordd with
 // etcd 3.7.3 response for response). docs/server.md has the decisions behind
 // these.

@@ -221,8 +221,8 @@ func (ls *leaseServer) LeaseKeepAlive(stream pb.Lease_LeaseKeepAliveServer) erro
 		}
 		// A leader that cannot confirm it still leads must not extend a
 		// lease: a newer leader may expire it on its own clock (etcd
-		// 15247). Renewals waiting together share one confirmation.
-		if err := ls.s.reads.wait(stream.Context()); err != nil {
+		// 15247). A recent confirmation is enough (leader_lease.go).
+		if err := ls.s.reads.waitRenew(stream.Context()); err != nil {
 			return toGRPC(err)
 		}
 		ttl, err := ls.s.lessor.renew(req.ID)

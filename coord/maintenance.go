@@ -107,7 +107,7 @@ func (m *maintenanceServer) MoveLeader(ctx context.Context, r *pb.MoveLeaderRequ
 	}
 	for _, p := range s.peers() {
 		if hash64(string(p.ID)) == r.TargetID {
-			if err := s.node.raft.LeadershipTransferToServer(p.ID, p.Address).Error(); err != nil {
+			if err := s.transferLeadership(func() raft.Future { return s.node.raft.LeadershipTransferToServer(p.ID, p.Address) }); err != nil {
 				return nil, toGRPC(err)
 			}
 			return &pb.MoveLeaderResponse{Header: s.header(s.store.Rev())}, nil

@@ -134,7 +134,11 @@ func openNode(cfg Config, f *fsm) (*node, error) {
 		logs.Close()
 		return nil, err
 	}
-	stream, err := listenPeers(cfg.PeerAddr, incAddr{tcp: adv.String(), incarnation: inc})
+	var quiet time.Duration
+	if hasState {
+		quiet = cfg.ElectionTimeout // see listenPeers
+	}
+	stream, err := listenPeers(cfg.PeerAddr, incAddr{tcp: adv.String(), incarnation: inc}, quiet)
 	if err != nil {
 		logs.Close()
 		return nil, fmt.Errorf("coord: listen for peers on %s: %w", cfg.PeerAddr, err)

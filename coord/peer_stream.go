@@ -33,6 +33,7 @@ type peerStream struct {
 	net.Listener
 	advertise   incAddr
 	incarnation string
+	quietUntil  time.Time // connections accepted before are closed (listenPeers)
 
 	mu       sync.Mutex // guards isolated and conns
 	isolated bool
@@ -64,12 +65,17 @@ func peerURL(addr raft.ServerAddress) string {
 	return "http://" + tcp
 }
 
-func listenPeers(bind string, advertise incAddr) (*peerStream, error) {
+// listenPeers listens for raft connections. For quiet after it returns it
+// closes every connection it accepts: a member restarted on its data has
+// forgotten its leader, and until it would have forgotten it had it
+// stayed up (an election timeout), it must not vote for anyone, or a
+// leader's lease (leader_lease.go) would be cut short. It still dials out.
+func listenPeers(bind string, advertise incAddr, quiet time.Duration) (*peerStream, error) {
 	l, err := net.Listen("tcp", bind)
 	if err != nil {
 		return nil, err
 	}
-	return &peerStream{Listener: l, advertise: advertise, incarnation: advertise.incarnation, conns: map[net.Conn]struct{}{}}, nil
+	return &peerStream{Listener: l, advertise: advertise, incarnation: advertise.incarnation, conns: map[net.Conn]struct{}{}, quietUntil: time.Now().Add(quiet)}, nil
 }
 
 func (p *peerStream) Addr() net.Addr { return p.advertise }
@@ -79,6 +85,10 @@ func (p *peerStream) Accept() (net.Conn, error) {
 		c, err := p.Listener.Accept()
 		if err != nil {
 			return nil, err
+		}
+		if time.Now().Before(p.quietUntil) {
+			c.Close()
+			continue
 		}
 		if tc, ok := p.track(c); ok {
 			return &checkedConn{Conn: tc, want: p.incarnation}, nil

@@ -12,7 +12,7 @@ import (
 // sent to the old incarnation's address fails; one sent to the new address
 // is answered.
 func TestPeerStreamRefusesOtherIncarnation(t *testing.T) {
-	stream, err := listenPeers("127.0.0.1:0", incAddr{tcp: "127.0.0.1:0", incarnation: "new"})
+	stream, err := listenPeers("127.0.0.1:0", incAddr{tcp: "127.0.0.1:0", incarnation: "new"}, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -28,7 +28,7 @@ func TestPeerStreamRefusesOtherIncarnation(t *testing.T) {
 		}
 	}()
 
-	dialer, err := listenPeers("127.0.0.1:0", incAddr{tcp: "127.0.0.1:0", incarnation: "candidate"})
+	dialer, err := listenPeers("127.0.0.1:0", incAddr{tcp: "127.0.0.1:0", incarnation: "candidate"}, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -52,6 +52,34 @@ func TestPeerStreamRefusesOtherIncarnation(t *testing.T) {
 		t.Fatalf("vote request to the current incarnation: granted=%v err=%v", resp.Granted, err)
 	}
 	<-answered
+}
+
+// A member restarted on its data refuses raft connections for its quiet
+// period, so it votes for no one (leader_lease.go relies on it).
+func TestPeerStreamQuietAfterRestart(t *testing.T) {
+	stream, err := listenPeers("127.0.0.1:0", incAddr{tcp: "127.0.0.1:0", incarnation: "inc"}, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stream.advertise.tcp = stream.Listener.Addr().String()
+	server := raft.NewNetworkTransport(stream, 1, time.Second, nil)
+	defer server.Close()
+	dialer, err := listenPeers("127.0.0.1:0", incAddr{tcp: "127.0.0.1:0", incarnation: "candidate"}, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	client := raft.NewNetworkTransport(dialer, 1, time.Second, nil)
+	defer client.Close()
+	var resp raft.RequestVoteResponse
+	err = client.RequestVote("m", raft.ServerAddress(stream.advertise.String()), &raft.RequestVoteRequest{Term: 7}, &resp)
+	if err == nil || resp.Granted {
+		t.Fatalf("vote request during the quiet period: granted=%v err=%v", resp.Granted, err)
+	}
+	select {
+	case rpc := <-server.Consumer():
+		t.Fatalf("the quiet member saw %T", rpc.Command)
+	default:
+	}
 }
 
 func TestParseRaftAddr(t *testing.T) {

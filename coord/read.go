@@ -40,10 +40,12 @@ type readIndex struct {
 
 	cfgMu sync.Mutex  // serializes changeConfig and refreshSole
 	sole  atomic.Bool // this member leads and is its configuration's only voter
+
+	lease *leaderLease // for keep-alives (leader_lease.go)
 }
 
 func newReadIndex(s *Server) *readIndex {
-	return &readIndex{s: s, reads: newBatch[error]()}
+	return &readIndex{s: s, reads: newBatch[error](), lease: newLeaderLease(s.cfg.ElectionTimeout)}
 }
 
 // setReady records the term in which this leader may serve reads (0: it
@@ -51,6 +53,7 @@ func newReadIndex(s *Server) *readIndex {
 func (ri *readIndex) setReady(term uint64) {
 	if term == 0 {
 		ri.sole.Store(false)
+		ri.lease.forget()
 	}
 	ri.ready.Store(term)
 	if term != 0 {
@@ -92,6 +95,8 @@ func (s *Server) changeConfig(change func() raft.Future) error {
 	ri.cfgMu.Lock()
 	defer ri.cfgMu.Unlock()
 	ri.sole.Store(false)
+	done := ri.lease.changing()
+	defer done()
 	err := change().Error()
 	// raft's latest configuration includes an appended change even when
 	// the call failed (timed out, or lost leadership before the commit).
@@ -135,12 +140,14 @@ func (ri *readIndex) confirm(ctx context.Context, readyTerm uint64) error {
 	}
 	commit := r.CommitIndex()
 	if !ri.sole.Load() {
+		c := ri.lease.begin(readyTerm)
 		if err := r.VerifyLeader().Error(); err != nil {
 			if errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipLost) {
 				return raft.ErrNotLeader
 			}
 			return err
 		}
+		ri.lease.confirmed(c)
 	}
 	f := ri.s.fsm
 	applied := f.appliedIndex()

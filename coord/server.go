@@ -218,7 +218,7 @@ func (s *Server) close(graceful bool) error {
 	var err error
 	s.once.Do(func() {
 		if graceful && s.node != nil && s.node.raft.State() == raft.Leader && len(s.peers()) > 1 {
-			if terr := s.node.raft.LeadershipTransfer().Error(); terr != nil {
+			if terr := s.transferLeadership(s.node.raft.LeadershipTransfer); terr != nil {
 				s.log.Warn("leadership transfer before shutdown failed", "err", terr)
 			}
 		}
