@@ -136,6 +136,13 @@ func (l *leaderLease) transferring(electionTimeout time.Duration) (done func()) 
 // leadership now. Unlike wait it does not wait for the store to apply
 // anything: a lease's grant was applied before it was answered.
 func (ri *readIndex) waitRenew(ctx context.Context) error {
+	select {
+	case <-ri.s.stopc:
+		// Stopping: raft may lead on while gRPC drains, but a member on
+		// its way down renews nothing, so its clients move on at once.
+		return ErrStopped
+	default:
+	}
 	r := ri.s.node.raft
 	term := ri.ready.Load()
 	if ri.sole.Load() || term == 0 || r.State() != raft.Leader || term != r.CurrentTerm() {

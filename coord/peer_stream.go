@@ -182,6 +182,14 @@ func (p *peerStream) isolate(on bool) {
 	}
 }
 
+// crash makes the member vanish for its peers at once, as a killed process
+// does: every raft connection is closed and the port refuses new ones,
+// while the rest of the member is taken down.
+func (p *peerStream) crash() {
+	p.isolate(true)
+	p.Listener.Close()
+}
+
 type trackedConn struct {
 	net.Conn
 	p    *peerStream

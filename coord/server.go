@@ -217,6 +217,11 @@ func (s *Server) Crash() error { return s.close(false) }
 func (s *Server) close(graceful bool) error {
 	var err error
 	s.once.Do(func() {
+		if !graceful && s.node != nil {
+			// Raft would lead on while gRPC drains (up to 2 s); a killed
+			// leader's followers elect at once.
+			s.node.stream.crash()
+		}
 		if graceful && s.node != nil && s.node.raft.State() == raft.Leader && len(s.peers()) > 1 {
 			if terr := s.transferLeadership(s.node.raft.LeadershipTransfer); terr != nil {
 				s.log.Warn("leadership transfer before shutdown failed", "err", terr)

@@ -177,9 +177,9 @@ func TestPartitionedHolderStopsBeforeNextGrant(t *testing.T) {
 		other = c.Follower()
 	}
 	// The waiter's session must outlive the leader change: clientv3 gives
-	// a lease up once no renewal came back for a TTL, and a renewal
-	// every TTL/3 to 2×TTL/3, plus an election and clientv3's 500 ms
-	// retry, came to more than 2 s here.
+	// a lease up once no renewal came back for a TTL, and its renewal
+	// period (TTL/3, checked every 500 ms), plus an election and its
+	// 500 ms retry, came to more than 2 s here.
 	w := semaphoretest.NewParticipantTTL(t, memberEnv(other), "part", 5)
 	wc := semaphoretest.AcquireAsync(ctx, w)
 	semaphoretest.WaitWaiters(t, w.Cli, "part", 1)
