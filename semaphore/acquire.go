@@ -295,8 +295,13 @@ func (s *Semaphore) admitStep(ctx context.Context, queueRev int64, wait bool) (_
 	} else {
 		err = s.waitChange(ctx, st.rev, st.pred, clientv3.WithFilterPut())
 	}
-	if errors.Is(err, ErrSessionLost) || ctx.Err() != nil {
+	if errors.Is(err, ErrSessionLost) {
 		return nil, true, err
+	}
+	if cerr := ctx.Err(); cerr != nil {
+		// waitChange may have seen a change (err nil) just as ctx ended:
+		// done, and with ctx's error, never with no grant and no error.
+		return nil, true, cerr
 	}
 	return nil, false, err
 }
