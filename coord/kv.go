@@ -142,9 +142,10 @@ func (k *kvServer) Compact(ctx context.Context, r *pb.CompactionRequest) (*pb.Co
 
 // forwarded finishes a write the leader applied for this follower. It
 // answers at once; the follower learns that the entry is committed only
-// with the leader's next append, up to raft's CommitTimeout later, and
-// waiting for that doubled a forwarded write's latency (or, with a short
-// CommitTimeout, cost idle CPU). Instead the follower notes the revision
+// with the leader's next append (for a write that comes alone, the
+// leader's announcement, see announceCommits), and waiting for that would
+// add a round trip and an fsync to every forwarded write. Instead the
+// follower notes the revision
 // (and compaction) it acknowledged, and reads it serves from its own store
 // wait until the store reaches it (waitAcked), so a client still reads its
 // own writes on the member it talks to, as with etcd.
