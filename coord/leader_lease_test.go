@@ -10,10 +10,17 @@ type fakeClock struct{ t time.Time }
 
 func (c *fakeClock) now() time.Time { return c.t }
 
-func TestLeaderLeaseWindow(t *testing.T) {
+// testLeaderLease returns a lease of a one-second election timeout that
+// reads the time from the fakeClock it returns with it.
+func testLeaderLease() (*leaderLease, *fakeClock) {
 	clk := &fakeClock{t: time.Unix(1000, 0)}
 	l := newLeaderLease(time.Second)
 	l.now = clk.now
+	return l, clk
+}
+
+func TestLeaderLeaseWindow(t *testing.T) {
+	l, clk := testLeaderLease()
 	if _, ok := l.age(3); ok {
 		t.Fatal("a lease before any confirmation")
 	}
@@ -54,9 +61,7 @@ func TestLeaderLeaseWindow(t *testing.T) {
 
 // A configuration change voids confirmations that began before it ended.
 func TestLeaderLeaseConfigChange(t *testing.T) {
-	clk := &fakeClock{t: time.Unix(1000, 0)}
-	l := newLeaderLease(time.Second)
-	l.now = clk.now
+	l, _ := testLeaderLease()
 	l.confirmed(l.begin(3))
 	done := l.changing()
 	if _, ok := l.age(3); ok {
@@ -77,9 +82,7 @@ func TestLeaderLeaseConfigChange(t *testing.T) {
 // A leadership transfer voids the lease while it runs and for
 // leaseHoldAfterTransfer election timeouts after it.
 func TestLeaderLeaseTransfer(t *testing.T) {
-	clk := &fakeClock{t: time.Unix(1000, 0)}
-	l := newLeaderLease(time.Second)
-	l.now = clk.now
+	l, clk := testLeaderLease()
 	l.confirmed(l.begin(3))
 	done := l.transferring(time.Second)
 	l.confirmed(l.begin(3))
