@@ -569,3 +569,43 @@ func TestFollowersLearnLoneCommits(t *testing.T) {
 		}
 	}
 }
+
+// TestVoteRequestHastensCampaign: after the leader crashes, the follower
+// that asks for votes first is refused by the other, which still holds the
+// leader; the other, seeing the request, looks for the leader at its floor
+// (one election timeout after its last contact) instead of at its own later
+// deadline, and one of the two takes over.
+func TestVoteRequestHastensCampaign(t *testing.T) {
+	c := coordtest.StartCluster(t, 3)
+	old := c.Leader()
+	// raft accepts the nudge (it refuses a heartbeat timeout below its
+	// leader lease timeout); a follower that hears from its leader stays.
+	f := c.Follower()
+	if err := f.Server.CheckLeaderNow(); err != nil {
+		t.Fatal(err)
+	}
+	if c.Leader() != old {
+		t.Fatal("a nudged follower that hears from its leader replaced it")
+	}
+	old.Kill()
+	var survivors []*coordtest.Member
+	for _, m := range c.Members {
+		if m != old {
+			survivors = append(survivors, m)
+		}
+	}
+	next := c.Leader()
+	var byRequest float64
+	for _, m := range survivors {
+		byRequest += m.Server.CampaignNudges("vote_request")
+	}
+	if byRequest == 0 {
+		t.Fatalf("no survivor looked for the leader on a vote request (by deadline: %v and %v); %s leads",
+			survivors[0].Server.CampaignNudges("deadline"), survivors[1].Server.CampaignNudges("deadline"), next.Config.Name)
+	}
+	fc := next.Client()
+	defer fc.Close()
+	if _, err := fc.Put(ctxT(t, 10*time.Second), "after", "kill"); err != nil {
+		t.Fatalf("write to the new leader: %v", err)
+	}
+}

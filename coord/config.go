@@ -197,6 +197,8 @@ func (c Config) Validate() error {
 		return errors.New("coord: snapshot interval must be at least 5ms")
 	case c.QuotaBytes < 0:
 		return errors.New("coord: quota must be positive")
+	case c.ElectionTimeout < 10*time.Millisecond:
+		return fmt.Errorf("coord: election timeout %v is below the 10ms raft can keep", c.ElectionTimeout)
 	case c.HeartbeatTimeout <= 0 || c.ElectionTimeout < c.HeartbeatTimeout:
 		return fmt.Errorf("coord: election timeout %v must be at least the heartbeat %v", c.ElectionTimeout, c.HeartbeatTimeout)
 	}

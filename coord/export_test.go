@@ -25,3 +25,29 @@ func (s *Server) RefuseForwardStream(on bool) { s.refuseForwardStream.Store(on) 
 
 // SetCommitTimeout sets raft's CommitTimeout for a member.
 func SetCommitTimeout(c *Config, d time.Duration) { c.commitTimeout = d }
+
+// CampaignNudges returns coord_server_campaign_nudges_total for reason
+// ("deadline" or "vote_request").
+func (s *Server) CampaignNudges(reason string) float64 {
+	families, err := s.metrics.reg.Gather()
+	if err != nil {
+		return -1
+	}
+	for _, f := range families {
+		if f.GetName() != "coord_server_campaign_nudges_total" {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "reason" && l.GetValue() == reason {
+					return m.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	return 0
+}
+
+// CheckLeaderNow makes the member's raft look for its leader at once, as
+// campaignLoop does when the leader is silent past its deadline.
+func (s *Server) CheckLeaderNow() error { return s.node.checkLeaderNow(s.cfg.ElectionTimeout) }

@@ -28,6 +28,10 @@ type metrics struct {
 	// commitAnnounced counts the barriers the leader committed only to
 	// tell followers of a commit index (announceCommits).
 	commitAnnounced prometheus.Counter
+	// campaignNudges counts the times a follower found its leader silent
+	// and unreachable and made raft look for a leader at once
+	// (campaignLoop), by what set its deadline.
+	campaignNudges *prometheus.CounterVec
 }
 
 func newMetrics(s *Server) *metrics {
@@ -52,6 +56,9 @@ func newMetrics(s *Server) *metrics {
 	m.commitAnnounced = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "coord_server_commit_announcements_total", Help: "Barriers the leader committed to send followers the commit index of a write that came alone.",
 	})
+	m.campaignNudges = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "coord_server_campaign_nudges_total", Help: "Times this follower found its leader silent past its deadline and not answering, and made raft look for a leader at once; reason is deadline (its own) or vote_request (another member asked for a vote).",
+	}, []string{"reason"})
 	gauge := func(name, help string, f func() float64) prometheus.Collector {
 		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, f)
 	}
@@ -61,7 +68,7 @@ func newMetrics(s *Server) *metrics {
 		}
 		return 0
 	}
-	m.reg.MustRegister(m.handled, m.handling, m.apply, m.leaderSeen, m.leaseExpiry, m.commitAnnounced,
+	m.reg.MustRegister(m.handled, m.handling, m.apply, m.leaderSeen, m.leaseExpiry, m.commitAnnounced, m.campaignNudges,
 		gauge("etcd_server_has_leader", "1 if a leader is known.", func() float64 {
 			addr, _ := s.node.raft.LeaderWithID()
 			return b2f(addr != "")

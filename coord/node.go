@@ -157,7 +157,9 @@ func openNode(cfg Config, f *fsm) (*node, error) {
 	// sooner (a renewal or a linearizable read confirms leadership itself),
 	// and with one member down the survivor's every stall longer than this
 	// deposes the leader and fails the writes in flight.
-	rc.LeaderLeaseTimeout = cfg.ElectionTimeout
+	// It is nudgeBy short of the election timeout, or raft would refuse
+	// the heartbeat timeout checkLeaderNow sets for a moment.
+	rc.LeaderLeaseTimeout = cfg.ElectionTimeout - nudgeBy
 	rc.SnapshotThreshold = cfg.SnapshotCount
 	rc.SnapshotInterval = cfg.SnapshotInterval
 	rc.TrailingLogs = max(cfg.SnapshotCount, 1024)
@@ -182,7 +184,11 @@ func openNode(cfg Config, f *fsm) (*node, error) {
 			return nil, fmt.Errorf("coord: bootstrap: %w", err)
 		}
 	}
-	n.campaignIfAlone(rc.LocalID, rc.HeartbeatTimeout)
+	if err := n.campaignIfAlone(rc.LocalID, rc.HeartbeatTimeout); err != nil {
+		// Not fatal: raft's own timer elects the member within two
+		// heartbeat timeouts.
+		logger.Warn("a lone voter could not campaign at once", "error", err)
+	}
 	return n, nil
 }
 
@@ -191,16 +197,16 @@ func openNode(cfg Config, f *fsm) (*node, error) {
 // heartbeat timeout (1 to 2 s) before leading only delays a restarted
 // single member. It has never heard from a leader, so checkLeaderNow makes
 // it campaign.
-func (n *node) campaignIfAlone(self raft.ServerID, timeout time.Duration) {
+func (n *node) campaignIfAlone(self raft.ServerID, timeout time.Duration) error {
 	f := n.raft.GetConfiguration()
-	if f.Error() != nil {
-		return
+	if err := f.Error(); err != nil {
+		return err
 	}
 	servers := f.Configuration().Servers
 	if len(servers) != 1 || servers[0].ID != self || servers[0].Suffrage != raft.Voter {
-		return
+		return nil
 	}
-	n.checkLeaderNow(timeout)
+	return n.checkLeaderNow(timeout)
 }
 
 func (n *node) close() error {
