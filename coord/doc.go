@@ -28,7 +28,9 @@
 // no earlier than one election timeout after it last heard from the leader,
 // and a member restarted on its data accepts no raft connection for an
 // election timeout. When a write comes alone, the leader commits a barrier
-// to tell followers its commit index at once. Every
+// to tell followers its commit index at once. The leader answers a txn
+// whose compares choose a branch without writes as a linearizable read,
+// without a log entry; the answer is the one the log would give. Every
 // answer and error is etcd's (see tests/compat, which compares coordd with
 // etcd 3.7.3 response for response). docs/server.md has the decisions behind
 // these.

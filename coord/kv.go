@@ -92,6 +92,9 @@ func (k *kvServer) Txn(ctx context.Context, r *pb.TxnRequest) (*pb.TxnResponse, 
 		k.s.fillHeader(resp.Header)
 		return resp, nil
 	}
+	if resp, ok, err := k.readTxn(ctx, r); ok {
+		return resp, err
+	}
 	if resp, ok, err := viaLeader(ctx, k.s, func(ctx context.Context, c *grpc.ClientConn) (*pb.TxnResponse, error) {
 		return forwardKV(ctx, k.s, c, fwdTxn, r, new(pb.TxnResponse), pb.NewKVClient(c).Txn)
 	}); ok {
@@ -104,6 +107,49 @@ func (k *kvServer) Txn(ctx context.Context, r *pb.TxnRequest) (*pb.TxnResponse, 
 	out := resp.(*pb.TxnResponse)
 	k.s.fillHeader(out.Header)
 	return out, nil
+}
+
+// readTxn answers, as a linearizable read, a txn whose compares choose a
+// path without writes: such a txn changes nothing, and its answer is what
+// the log would have given at the moment the read was confirmed. An
+// optimistic compare-and-put that lost its race, a lock or an election
+// campaign that finds the key taken, is such a txn; through the log each
+// cost a raft round, an fsync on a quorum and an apply.
+//
+// It reports false, having answered nothing, when the txn must go through
+// the log: its path writes on the state this member has applied (a guess,
+// which spares a txn that will likely write a read round first), or
+// writes once the read is confirmed, or the store is past its quota, where
+// the FSM refuses a txn with any put.
+//
+// Only the leader answers so. Its state is the newest, so its guess is
+// nearly always right. A follower's lags what its clients saw through the
+// other members: under semaphore-100 on 3 nodes, 95% of the followers'
+// guesses were wrong, each a follower read round (27 ms on average) before
+// the write, and the cycles fell by 40%. A follower forwards the txn
+// instead, and the leader answers it as a read when it can.
+func (k *kvServer) readTxn(ctx context.Context, r *pb.TxnRequest) (*pb.TxnResponse, bool, error) {
+	if k.s.node.raft.State() != raft.Leader {
+		return nil, false, nil
+	}
+	if _, isRead, _ := k.s.store.ReadTxn(r); !isRead {
+		return nil, false, nil
+	}
+	if err := k.s.linearize(ctx); err != nil {
+		return nil, true, toGRPC(err)
+	}
+	if k.s.fsm.overQuota() && txnWrites(r) {
+		return nil, false, nil
+	}
+	resp, isRead, err := k.s.store.ReadTxn(r)
+	switch {
+	case !isRead:
+		return nil, false, nil
+	case err != nil:
+		return nil, true, toGRPC(err)
+	}
+	k.s.fillHeader(resp.Header)
+	return resp, true, nil
 }
 
 // readOnly reports whether every op of both branches, nested ones included,

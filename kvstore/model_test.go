@@ -527,7 +527,8 @@ func TestModel(t *testing.T) {
 	if _, err := ws.Watch(&pb.WatchCreateRequest{Key: []byte{0}, RangeEnd: []byte{0}, PrevKv: true}); err != nil {
 		t.Fatal(err)
 	}
-	watched := int64(1) // revisions whose events the watcher has delivered
+	watched := int64(1)        // revisions whose events the watcher has delivered
+	readTxns := map[bool]int{} // txns ReadTxn answered (true) and left to Txn
 
 	for step := range steps {
 		switch op := g.r.IntN(100); {
@@ -558,8 +559,19 @@ func TestModel(t *testing.T) {
 			sameResult(t, step, fmt.Sprintf("range %v", r), got, want, gerr, werr)
 		case op < 85:
 			r := g.txn(m)
-			got, gerr := s.Txn(r)
+			// ReadTxn first: it must answer exactly the txns whose
+			// chosen path writes nothing, as Txn does.
+			read, isRead, rerr := s.ReadTxn(r)
+			rev := m.rev
 			want, werr := m.txn(r)
+			readTxns[isRead]++
+			if isRead {
+				if m.rev != rev {
+					t.Fatalf("step %d: ReadTxn answered txn %v, which wrote", step, r)
+				}
+				sameResult(t, step, fmt.Sprintf("read txn %v", r), read, want, rerr, werr)
+			}
+			got, gerr := s.Txn(r)
 			sameResult(t, step, fmt.Sprintf("txn %v", r), got, want, gerr, werr)
 		case op < 88:
 			rev := max(m.compactRev-1, 0) + g.r.Int64N(m.rev-m.compactRev+3)
@@ -609,6 +621,10 @@ func TestModel(t *testing.T) {
 		}
 		watched = checkWatch(t, step, ws, m, watched)
 	}
+	if readTxns[true] == 0 || readTxns[false] == 0 {
+		t.Fatalf("ReadTxn answered %d txns and left %d: the model did not try both", readTxns[true], readTxns[false])
+	}
+	t.Logf("ReadTxn answered %d txns and left %d to Txn", readTxns[true], readTxns[false])
 }
 
 // checkWatch reads what the watcher delivered since revision from and checks

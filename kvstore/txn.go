@@ -33,6 +33,51 @@ func (s *Store) Txn(r *pb.TxnRequest) (*pb.TxnResponse, error) {
 	return resp, nil
 }
 
+// ReadTxn answers r as Txn would when the branches its compares choose,
+// nested txns included, hold no put or delete: such a txn writes nothing,
+// so it is a read, and the server may answer it without the log. When
+// the chosen path writes, ReadTxn changes nothing and reports false.
+func (s *Store) ReadTxn(r *pb.TxnRequest) (*pb.TxnResponse, bool, error) {
+	if err := ValidateTxn(r, s.cfg.MaxTxnOps); err != nil {
+		return nil, false, err
+	}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	path := s.txnPathLocked(r, nil)
+	if writes, _ := pathWrites(r, path); writes {
+		return nil, false, nil
+	}
+	var c txnCheck
+	if _, err := s.checkTxnLocked(r, path, &c); err != nil {
+		return nil, true, err
+	}
+	// The writer only reads: the path holds ranges and read-only nested
+	// txns, so it has nothing to finish.
+	resp, _ := s.newWriter().applyTxn(r, path)
+	resp.Header = &pb.ResponseHeader{Revision: s.rev}
+	return resp, true, nil
+}
+
+// pathWrites reports whether an op on path, the outcomes of r's compares
+// and its nested txns' (see txnPathLocked), puts or deletes, and how many
+// entries of path r and its nested txns used.
+func pathWrites(r *pb.TxnRequest, path []bool) (bool, int) {
+	used := 1
+	for _, op := range branch(r, path[0]) {
+		switch {
+		case op.GetRequestPut() != nil, op.GetRequestDeleteRange() != nil:
+			return true, used
+		case op.GetRequestTxn() != nil:
+			writes, n := pathWrites(op.GetRequestTxn(), path[used:])
+			if writes {
+				return true, used
+			}
+			used += n
+		}
+	}
+	return false, used
+}
+
 // txnPathLocked evaluates the compares of r and of the nested txns in the
 // branch it takes, depth first, and appends each outcome to path.
 func (s *Store) txnPathLocked(r *pb.TxnRequest, path []bool) []bool {
