@@ -295,15 +295,22 @@ func (s *Semaphore) admitStep(ctx context.Context, queueRev int64, wait bool) (_
 	} else {
 		err = s.waitChange(ctx, st.rev, st.pred, clientv3.WithFilterPut())
 	}
+	done, err = afterWait(ctx, err)
+	return nil, done, err
+}
+
+// afterWait decides what a waiter does once waitChange returned err: stop
+// (done) with an error, or read the state again. waitChange may have seen a
+// change (err nil) just as ctx ended: that is done, with ctx's error, so
+// Acquire never returns no grant and no error.
+func afterWait(ctx context.Context, err error) (done bool, _ error) {
 	if errors.Is(err, ErrSessionLost) {
-		return nil, true, err
+		return true, err
 	}
 	if cerr := ctx.Err(); cerr != nil {
-		// waitChange may have seen a change (err nil) just as ctx ended:
-		// done, and with ctx's error, never with no grant and no error.
-		return nil, true, cerr
+		return true, cerr
 	}
-	return nil, false, err
+	return false, err
 }
 
 // waitChange blocks until the watched keys change after rev, ctx ends or

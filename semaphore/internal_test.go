@@ -38,3 +38,34 @@ func TestRetryable(t *testing.T) {
 		}
 	}
 }
+
+// A waiter whose watch saw a change just as its context ended stops with
+// the context's error: Acquire never returns no grant and no error.
+func TestAfterWait(t *testing.T) {
+	live := context.Background()
+	ended, cancel := context.WithCancel(context.Background())
+	cancel()
+	other := errors.New("watch failed")
+	for _, c := range []struct {
+		name     string
+		ctx      context.Context
+		err      error
+		wantDone bool
+		wantErr  error
+	}{
+		{"change seen", live, nil, false, nil},
+		{"watch error, read again", live, other, false, other},
+		{"session lost", live, ErrSessionLost, true, ErrSessionLost},
+		{"session lost as ctx ended", ended, ErrSessionLost, true, ErrSessionLost},
+		{"change seen as ctx ended", ended, nil, true, context.Canceled},
+		{"ctx ended", ended, context.Canceled, true, context.Canceled},
+	} {
+		done, err := afterWait(c.ctx, c.err)
+		if done != c.wantDone || !errors.Is(err, c.wantErr) || (c.wantErr == nil && err != nil) {
+			t.Errorf("%s: done %v, err %v; want %v, %v", c.name, done, err, c.wantDone, c.wantErr)
+		}
+		if done && err == nil {
+			t.Errorf("%s: done with no error: Acquire would return no grant and no error", c.name)
+		}
+	}
+}
