@@ -231,3 +231,18 @@ func BenchmarkMemoryPerKeyRestored(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkValidateTxn100 validates a txn of 100 puts, the shape of a bulk
+// load's entries; the FSM validates every txn it applies.
+func BenchmarkValidateTxn100(b *testing.B) {
+	r := &pb.TxnRequest{}
+	for i := range 100 {
+		r.Success = append(r.Success, &pb.RequestOp{Request: &pb.RequestOp_RequestPut{RequestPut: &pb.PutRequest{Key: benchKey(i), Value: benchValue}}})
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := ValidateTxn(r, 128); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -168,7 +168,9 @@ func checkWrites(ops []*pb.RequestOp) (map[string]struct{}, []span, error) {
 		if _, dup := puts[string(p.Key)]; dup || coveredBy(dels, p.Key) {
 			return nil, nil, ErrDuplicateKey
 		}
-		puts[string(p.Key)] = struct{}{}
+		// The key's bytes, not a copy: the map lives only while the
+		// request is checked, and nothing changes the request meanwhile.
+		puts[liveKey(p.Key)] = struct{}{}
 	}
 	return puts, dels, nil
 }
