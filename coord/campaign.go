@@ -26,10 +26,9 @@ import (
 // once (see node.checkLeaderNow).
 //
 // The first follower to campaign is refused by the others, who still hold
-// the leader. So a follower that sees another member ask for its vote
-// (checkLeaderNow's own vote requests are raft's, seen through a raft
-// Observer) moves its deadline up to the floor: one timeout after its last
-// contact. It then campaigns, and the member that asked first, a candidate
+// the leader. So a follower that receives a vote or pre-vote request
+// (reported by a raft Observer) moves its deadline up to the floor: one
+// timeout after its last contact. It then campaigns, and the member that asked first, a candidate
 // now and without a leader, votes for it. An election after a crash
 // therefore takes about one timeout plus a few round trips, where etcd's
 // fastest randomized follower takes 1 to 2 timeouts.

@@ -46,9 +46,9 @@ import (
 // Linearizable reads do not use the lease: their guarantee does not rest
 // on clocks, as etcd's default does not.
 
-// leaseWindow is how long after a confirmation began renewals are answered
-// without another one, as a fraction of the election timeout.
-const leaseWindowFraction = 2 // the window is electionTimeout / 2
+// leaseWindowFraction sets how long after a confirmation began renewals are
+// answered without another one: the election timeout divided by it.
+const leaseWindowFraction = 2
 
 // leaseHoldAfterTransfer, in election timeouts, is how long after a
 // leadership transfer ends renewals confirm each time.
