@@ -145,11 +145,8 @@ func decodeCommands(logs []*raft.Log) func(*raft.Log) decoded {
 }
 
 func decode(data []byte) decoded {
-	req := new(pb.InternalRaftRequest)
-	if err := proto.Unmarshal(data, req); err != nil {
-		return decoded{err: err}
-	}
-	return decoded{req: req}
+	req, err := unmarshalCommand(data)
+	return decoded{req: req, err: err}
 }
 
 func (f *fsm) applyCommand(d decoded) applyResult {
