@@ -667,3 +667,39 @@ func TestFailedCompareIsARead(t *testing.T) {
 		t.Fatalf("compare that holds: %v, %v", resp, err)
 	}
 }
+
+// TestGuessedReadGoesToTheLogWhenReadsWait: a leader that may not serve
+// reads yet (elected, its first barrier not applied) still answers a txn
+// whose compare fails, through the log, as it did before such txns were
+// answered as reads, and as etcd does; it does not fail it with "no
+// leader".
+func TestGuessedReadGoesToTheLogWhenReadsWait(t *testing.T) {
+	c := coordtest.StartCluster(t, 1)
+	ctx := ctxT(t, 30*time.Second)
+	leader := c.Leader()
+	cli := leader.Client()
+	defer cli.Close()
+	put, err := cli.Put(ctx, "cas", "v1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	leader.Server.HoldReads()
+	defer leader.Server.ReleaseReads()
+	gctx, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
+	_, err = cli.Get(gctx, "cas")
+	cancel()
+	if err == nil {
+		t.Fatal("a linearizable get went through while reads were held")
+	}
+	resp, err := cli.Txn(ctx).
+		If(clientv3.Compare(clientv3.ModRevision("cas"), "=", put.Header.Revision-1)).
+		Then(clientv3.OpPut("cas", "lost")).
+		Else(clientv3.OpGet("cas")).
+		Commit()
+	if err != nil {
+		t.Fatalf("failed compare while reads wait: %v", err)
+	}
+	if kvs := resp.Responses[0].GetResponseRange().GetKvs(); resp.Succeeded || len(kvs) != 1 || string(kvs[0].Value) != "v1" {
+		t.Fatalf("failed compare answered %v", resp)
+	}
+}

@@ -23,6 +23,11 @@ func (s *Server) SoleVoterShortcut() bool { return s.reads.sole.Load() }
 // coordd from before it would (Unimplemented), for followers to fall back.
 func (s *Server) RefuseForwardStream(on bool) { s.refuseForwardStream.Store(on) }
 
+// HoldReads makes a leader refuse linearizable reads, as it does between
+// its election and the apply of its first barrier; ReleaseReads undoes it.
+func (s *Server) HoldReads()    { s.reads.setReady(0) }
+func (s *Server) ReleaseReads() { s.reads.setReady(s.node.raft.CurrentTerm()) }
+
 // SetCommitTimeout sets raft's CommitTimeout for a member.
 func SetCommitTimeout(c *Config, d time.Duration) { c.commitTimeout = d }
 

@@ -119,8 +119,9 @@ func (k *kvServer) Txn(ctx context.Context, r *pb.TxnRequest) (*pb.TxnResponse, 
 // It reports false, having answered nothing, when the txn must go through
 // the log: its path writes on the state this member has applied (a guess,
 // which spares a txn that will likely write a read round first), or
-// writes once the read is confirmed, or the store is past its quota, where
-// the FSM refuses a txn with any put.
+// writes once the read is confirmed, or the read cannot be confirmed (the
+// log decides then, as for any write), or the store is past its quota,
+// where the FSM refuses a txn with any put.
 //
 // Only the leader answers so. Its state is the newest, so its guess is
 // nearly always right. A follower's lags what its clients saw through the
@@ -136,7 +137,11 @@ func (k *kvServer) readTxn(ctx context.Context, r *pb.TxnRequest) (*pb.TxnRespon
 		return nil, false, nil
 	}
 	if err := k.s.linearize(ctx); err != nil {
-		return nil, true, toGRPC(err)
+		// A leader that cannot serve reads yet (elected, its first
+		// barrier not applied) or any more (deposed) must not fail a
+		// txn that the log would take: it goes there, or to the new
+		// leader, as if it had not been guessed a read.
+		return nil, false, nil
 	}
 	if k.s.fsm.overQuota() && txnWrites(r) {
 		return nil, false, nil
