@@ -107,7 +107,7 @@ func (d *commandDecoder) request(b []byte) (*pb.InternalRaftRequest, bool) {
 			return deleteRange(req.DeleteRange, f.bytes)
 		case f.num == 6 && f.typ == protowire.BytesType && req.Txn == nil:
 			req.Txn = new(pb.TxnRequest)
-			return d.txn(req.Txn, f.bytes)
+			return d.txn(req.Txn, f.bytes, 1)
 		default:
 			return false
 		}
@@ -234,7 +234,15 @@ func compare(c *pb.Compare, b []byte) bool {
 	})
 }
 
-func (d *commandDecoder) txn(t *pb.TxnRequest, b []byte) bool {
+// maxHandNesting is the deepest txn nesting the hand decoder takes. Deeper
+// ones go to proto.Unmarshal, whose own limit on nesting then decides, so
+// that every binary decodes (or refuses) such an entry alike.
+const maxHandNesting = 16
+
+func (d *commandDecoder) txn(t *pb.TxnRequest, b []byte, depth int) bool {
+	if depth > maxHandNesting {
+		return false
+	}
 	return fields(b, func(f field) bool {
 		if f.typ != protowire.BytesType {
 			return false
@@ -247,11 +255,11 @@ func (d *commandDecoder) txn(t *pb.TxnRequest, b []byte) bool {
 		case 2:
 			op := d.ops.new()
 			t.Success = append(t.Success, op)
-			return d.op(op, f.bytes)
+			return d.op(op, f.bytes, depth)
 		case 3:
 			op := d.ops.new()
 			t.Failure = append(t.Failure, op)
-			return d.op(op, f.bytes)
+			return d.op(op, f.bytes, depth)
 		}
 		return false
 	})
@@ -260,7 +268,7 @@ func (d *commandDecoder) txn(t *pb.TxnRequest, b []byte) bool {
 // op decodes a RequestOp. A second member of its oneof, which
 // proto.Unmarshal would merge or replace, sends the command to the slow
 // path.
-func (d *commandDecoder) op(op *pb.RequestOp, b []byte) bool {
+func (d *commandDecoder) op(op *pb.RequestOp, b []byte, depth int) bool {
 	return fields(b, func(f field) bool {
 		if f.typ != protowire.BytesType || op.Request != nil {
 			return false
@@ -282,7 +290,7 @@ func (d *commandDecoder) op(op *pb.RequestOp, b []byte) bool {
 		case 4:
 			r := new(pb.TxnRequest)
 			op.Request = &pb.RequestOp_RequestTxn{RequestTxn: r}
-			return d.txn(r, f.bytes)
+			return d.txn(r, f.bytes, depth+1)
 		}
 		return false
 	})

@@ -161,7 +161,8 @@ func TestUnmarshalCommandFallsBack(t *testing.T) {
 			mustMarshal(t, &pb.InternalRaftRequest{Put: &pb.PutRequest{Lease: 9}})...),
 		"op with two requests": protowire.AppendBytes(protowire.AppendTag(nil, 6, protowire.BytesType),
 			protowire.AppendBytes(protowire.AppendTag(nil, 2, protowire.BytesType), twoOps)),
-		"truncated": mustMarshal(t, &pb.InternalRaftRequest{Put: put})[:3],
+		"truncated":       mustMarshal(t, &pb.InternalRaftRequest{Put: put})[:3],
+		"nested too deep": mustMarshal(t, &pb.InternalRaftRequest{Txn: nestedTxn(maxHandNesting + 1)}),
 	}
 	for name, data := range cases {
 		var d commandDecoder
@@ -178,6 +179,15 @@ func TestUnmarshalCommandFallsBack(t *testing.T) {
 			t.Errorf("%s: decoded %v, proto.Unmarshal %v", name, got, want)
 		}
 	}
+}
+
+// nestedTxn returns a txn with depth levels of txns, one compare inside.
+func nestedTxn(depth int) *pb.TxnRequest {
+	t := &pb.TxnRequest{Compare: []*pb.Compare{{Key: []byte("k")}}}
+	for range depth - 1 {
+		t = &pb.TxnRequest{Success: []*pb.RequestOp{{Request: &pb.RequestOp_RequestTxn{RequestTxn: t}}}}
+	}
+	return t
 }
 
 func mustMarshal(t testing.TB, m proto.Message) []byte {
@@ -241,4 +251,24 @@ func BenchmarkUnmarshalCommandTxn100(b *testing.B) {
 			}
 		}
 	})
+}
+
+// TestUnmarshalCommandNesting: the hand decoder takes txns nested up to
+// maxHandNesting deep and leaves deeper ones to proto.Unmarshal.
+func TestUnmarshalCommandNesting(t *testing.T) {
+	for depth, wantHand := range map[int]bool{1: true, maxHandNesting: true, maxHandNesting + 1: false, 200: false} {
+		want := &pb.InternalRaftRequest{Txn: nestedTxn(depth)}
+		data := mustMarshal(t, want)
+		var d commandDecoder
+		got, ok := d.request(data)
+		if ok != wantHand {
+			t.Errorf("depth %d: hand decoder took it: %v, want %v", depth, ok, wantHand)
+		}
+		if ok && !proto.Equal(got, want) {
+			t.Errorf("depth %d: decoded %v", depth, got)
+		}
+		if got, err := unmarshalCommand(data); err != nil || !proto.Equal(got, want) {
+			t.Errorf("depth %d: unmarshalCommand = %v", depth, err)
+		}
+	}
 }
