@@ -703,3 +703,86 @@ func TestGuessedReadGoesToTheLogWhenReadsWait(t *testing.T) {
 		t.Fatalf("failed compare answered %v", resp)
 	}
 }
+
+// TestUnwrittenLeaderEntriesStayUnapplied: a leader replicates its entries
+// while it writes them (asyncLog), and raft counts the leader's copy at
+// once; but no member applies an entry, and no client hears of it, until
+// the leader's own copy is on disk. Here the leader's log writes are held:
+// its raft commits two puts on a follower's acknowledgement, yet neither
+// put is answered, the leader applies neither, and no follower is told a
+// commit index beyond what the leader has written.
+func TestUnwrittenLeaderEntriesStayUnapplied(t *testing.T) {
+	c := coordtest.StartClusterWith(t, 3, func(cfg *coord.Config) { coord.SetCommitTimeout(cfg, time.Hour) })
+	ctx := ctxT(t, 30*time.Second)
+	leader := c.Leader()
+	lc := leader.Client()
+	defer lc.Close()
+	if _, err := lc.Put(ctx, "before", "1"); err != nil {
+		t.Fatal(err)
+	}
+
+	release := leader.Server.HoldLogWrites()
+	released := false
+	defer func() {
+		if !released {
+			release()
+		}
+	}()
+	put := func(key string) chan error {
+		done := make(chan error, 1)
+		go func() {
+			_, err := lc.Put(ctx, key, "1")
+			done <- err
+		}()
+		return done
+	}
+	unwritten := func() bool {
+		commit, _, synced, _ := leader.Server.LogIndexes()
+		return commit > synced
+	}
+	first := put("first")
+	waitFor(t, 10*time.Second, "the leader's raft to commit an entry it has not written", unwritten)
+	// The second put's append carries the commit index of the first.
+	_, firstLast, _, _ := leader.Server.LogIndexes()
+	second := put("second")
+	waitFor(t, 10*time.Second, "the leader's raft to commit the second put", func() bool {
+		commit, _, _, _ := leader.Server.LogIndexes()
+		return commit > firstLast && unwritten()
+	})
+
+	_, _, synced, applied := leader.Server.LogIndexes()
+	if applied > synced {
+		t.Fatalf("the leader applied up to %d with its log written up to %d", applied, synced)
+	}
+	for _, m := range c.Members {
+		if m == leader {
+			continue
+		}
+		if commit, _, _, fapplied := m.Server.LogIndexes(); commit > synced || fapplied > synced {
+			t.Fatalf("follower %s: commit index %d, applied %d; the leader's log is written up to %d", m.Config.Name, commit, fapplied, synced)
+		}
+	}
+	for _, done := range []chan error{first, second} {
+		select {
+		case err := <-done:
+			t.Fatalf("a put was answered (%v) before the leader wrote it", err)
+		default:
+		}
+	}
+
+	release()
+	released = true
+	for _, done := range []chan error{first, second} {
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, m := range c.Members {
+		cl := m.Client()
+		defer cl.Close()
+		waitFor(t, 10*time.Second, m.Config.Name+" to apply the second put", func() bool {
+			resp, err := cl.Get(ctx, "second", clientv3.WithSerializable())
+			return err == nil && len(resp.Kvs) == 1
+		})
+	}
+}

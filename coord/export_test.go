@@ -56,3 +56,18 @@ func (s *Server) CampaignNudges(reason string) float64 {
 // CheckLeaderNow makes the member's raft look for its leader at once, as
 // campaignLoop does when the leader is silent past its deadline.
 func (s *Server) CheckLeaderNow() error { return s.node.checkLeaderNow(s.cfg.ElectionTimeout) }
+
+// HoldLogWrites stops the member's writes to its raft log until release
+// is called: a leader's deferred writes wait, and so does anything that
+// needs the log written (asyncLog).
+func (s *Server) HoldLogWrites() (release func()) {
+	s.node.alog.wmu.Lock()
+	return s.node.alog.wmu.Unlock
+}
+
+// LogIndexes returns the member's raft commit and last index, the index
+// up to which its log is on disk, and the index its store has applied.
+func (s *Server) LogIndexes() (commit, last, synced, applied uint64) {
+	r := s.node.raft
+	return r.CommitIndex(), r.LastIndex(), s.node.alog.syncedIndex(), s.fsm.appliedIndex()
+}

@@ -37,6 +37,9 @@ type fsm struct {
 	hook  leaseHook
 	// observeApply, if set, hears how long each batch took to apply.
 	observeApply func(seconds float64)
+	// waitSynced, if set, returns once the raft log is on disk here up
+	// to an index (asyncLog); nothing is applied before.
+	waitSynced func(index uint64)
 
 	mu      sync.Mutex // guards applied, waiters and changedc
 	applied uint64     // index of the last entry the store has applied
@@ -82,6 +85,9 @@ func (f *fsm) Apply(l *raft.Log) any { return f.ApplyBatch([]*raft.Log{l})[0] }
 // ApplyBatch applies committed entries in order.
 func (f *fsm) ApplyBatch(logs []*raft.Log) []any {
 	start := time.Now() // measurement only; nothing applied depends on it
+	if f.waitSynced != nil && len(logs) > 0 {
+		f.waitSynced(logs[len(logs)-1].Index) // see asyncLog
+	}
 	out := make([]any, len(logs))
 	next := decodeCommands(logs)
 	for i, l := range logs {

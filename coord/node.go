@@ -25,7 +25,8 @@ import (
 type node struct {
 	raft      *raft.Raft
 	logs      logStore
-	logFormat string // "wal", or "boltdb" for data dirs made before the WAL
+	alog      *asyncLog // under logs
+	logFormat string    // "wal", or "boltdb" for data dirs made before the WAL
 	snaps     *raft.FileSnapshotStore
 	transport *raft.NetworkTransport
 	stream    *peerStream
@@ -115,7 +116,15 @@ func openNode(cfg Config, f *fsm) (*node, error) {
 	if err != nil {
 		return nil, fmt.Errorf("coord: open raft log: %w", err)
 	}
-	logs := newLogCache(store)
+	alog, err := newAsyncLog(store, func(err error) {
+		cfg.Logger.Error("raft log write failed; stopping", "error", err)
+		panic(err)
+	})
+	if err != nil {
+		store.Close()
+		return nil, fmt.Errorf("coord: open raft log: %w", err)
+	}
+	logs := newLogCache(alog)
 	snaps, err := raft.NewFileSnapshotStoreWithLogger(cfg.DataDir, 2, logger)
 	if err != nil {
 		logs.Close()
@@ -170,13 +179,16 @@ func openNode(cfg Config, f *fsm) (*node, error) {
 		rc.CommitTimeout = cfg.commitTimeout
 	}
 
-	r, err := raft.NewRaft(rc, f, logs, logs, snaps, transport)
+	f.waitSynced = alog.waitSynced
+	r, err := raft.NewRaft(rc, f, logs, logs, snaps, syncedCommitTransport{transport, alog.syncedIndex})
 	if err != nil {
 		transport.Close()
 		logs.Close()
 		return nil, fmt.Errorf("coord: start raft: %w", err)
 	}
-	n := &node{raft: r, logs: logs, snaps: snaps, transport: transport, stream: stream, incarnation: inc, logFormat: format, bootstrapped: hasState}
+	leading := func() bool { return r.State() == raft.Leader }
+	alog.leading.Store(&leading)
+	n := &node{raft: r, logs: logs, alog: alog, snaps: snaps, transport: transport, stream: stream, incarnation: inc, logFormat: format, bootstrapped: hasState}
 	if !hasState && cfg.BootstrapExpect <= 1 && len(cfg.othersToJoin()) == 0 {
 		boot := raft.Configuration{Servers: []raft.Server{{ID: rc.LocalID, Address: transport.LocalAddr()}}}
 		if err := r.BootstrapCluster(boot).Error(); err != nil && !errors.Is(err, raft.ErrCantBootstrap) {

@@ -116,6 +116,7 @@ func (s *Server) Start() (err error) {
 	}()
 	s.fsm.setApplied(n.latestSnapshotIndex()) // for snapshots without a recorded index
 	s.reads = newReadIndex(s)
+	n.alog.alone.Store(&s.reads.sole)
 	s.followerReads = newFollowerReads(s)
 
 	if lis, err = net.Listen("tcp", s.cfg.ClientAddr); err != nil {
