@@ -1,12 +1,16 @@
 package coord
 
 import (
+	"errors"
 	"fmt"
 	"sync"
 	"sync/atomic"
 
 	"github.com/hashicorp/raft"
 )
+
+// errLogWriteFailed answers the entries a leader could not write.
+var errLogWriteFailed = errors.New("coord: raft log write failed")
 
 // asyncLog lets a leader write its log while it replicates it.
 //
@@ -26,7 +30,8 @@ import (
 //     returns, because raft acts on a committed configuration itself.
 //   - The FSM applies nothing above synced (waitSynced, called by
 //     fsm.ApplyBatch), so on the leader nothing is applied, answered or
-//     read until the leader's copy is on disk as well as a quorum's.
+//     read until the leader's copy is on disk as well as a quorum's; and
+//     it snapshots only what is written (drain, called by fsm.Snapshot).
 //   - The leader tells followers a commit index no higher than synced
 //     (syncedCommitTransport), so a follower applies nothing that only a
 //     minority has on disk.
@@ -44,8 +49,10 @@ type asyncLog struct {
 
 	// leading, once set, reports whether raft leads; only a leader's
 	// writes are deferred. raft calls StoreLogs from its main goroutine,
-	// which is also the one that changes its state, so "raft leads" read
-	// there means the call came from the leader's dispatch.
+	// which makes every change to its state but one (a heartbeat from a
+	// newer leader, handled on the transport's goroutine, makes it a
+	// follower), so "raft leads" read there means the call came from the
+	// leader's dispatch; the one exception only makes a write synchronous.
 	leading atomic.Pointer[func() bool]
 	// alone, once set, is true while raft leads as its configuration's
 	// only voter; its writes are made before StoreLogs returns, since with
@@ -208,27 +215,52 @@ func (a *asyncLog) writer() {
 		}
 		a.written += uint64(len(batches))
 		failed := a.failed
-		a.cond.Broadcast()
+		if failed == nil {
+			a.cond.Broadcast()
+		}
 		a.mu.Unlock()
 		clear(merged) // the entries belong to raft and the cache
 		if failed != nil {
+			// fatal stops the process; only then may the FSM, waiting
+			// for these entries, learn that they will never be written
+			// (and it then applies nothing).
 			a.fatal(failed)
+			a.mu.Lock()
+			a.cond.Broadcast()
+			a.mu.Unlock()
 			return
 		}
 	}
 }
 
-// waitSynced returns once every entry at or below idx is on disk here, or
-// a deferred write has failed (which is fatal).
-func (a *asyncLog) waitSynced(idx uint64) {
+// waitSynced returns true once every entry at or below idx is on disk
+// here, and false if that will never be: a deferred write failed (which is
+// fatal), and the caller must not apply those entries.
+func (a *asyncLog) waitSynced(idx uint64) bool {
 	if a.synced.Load() >= idx {
-		return
+		return true
 	}
 	a.mu.Lock()
+	defer a.mu.Unlock()
 	for a.synced.Load() < idx && a.failed == nil && len(a.pending) > 0 {
 		a.cond.Wait()
 	}
-	a.mu.Unlock()
+	return a.failed == nil
+}
+
+// drain returns once every deferred write made so far is on disk. raft
+// snapshots at the index its FSM goroutine last handled, which may be a
+// barrier or a no-op the FSM never saw (and so never waited for): a
+// snapshot above the log on disk would leave a gap that raft-wal refuses
+// to append after, at the next restart.
+func (a *asyncLog) drain() error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	target := a.queued
+	for a.written < target && a.failed == nil {
+		a.cond.Wait()
+	}
+	return a.failed
 }
 
 // syncedIndex is the highest index at or below which every entry is on

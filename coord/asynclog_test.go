@@ -188,25 +188,61 @@ func TestAsyncLogDeleteWaitsForWrites(t *testing.T) {
 }
 
 // TestAsyncLogWriteFailureIsFatal: a deferred write that fails reaches the
-// fatal hook, and the log refuses everything after it.
+// fatal hook before anyone waiting for it is told, and what waits is told
+// the entries will never be written; the log refuses everything after.
 func TestAsyncLogWriteFailureIsFatal(t *testing.T) {
 	a, s, fatal := newTestAsyncLog(t)
 	s.fail = errors.New("disk on fire")
 	if err := a.StoreLogs(logsOf(raft.LogCommand, 1, 2)); err != nil {
 		t.Fatal(err)
 	}
-	close(s.gate)
-	select {
-	case err := <-fatal:
-		if !strings.Contains(err.Error(), "disk on fire") || !strings.Contains(err.Error(), "1-2") {
-			t.Fatalf("fatal error %q does not name the cause and the entries", err)
+	var synced bool
+	var fatalFirst bool
+	waited := async(func() {
+		synced = a.waitSynced(2)
+		fatalFirst = len(fatal) == 1
+	})
+	drained := async(func() {
+		if err := a.drain(); err == nil {
+			t.Error("drain after a failed write returned no error")
 		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("a failed deferred write never reached the fatal hook")
+	})
+	close(s.gate)
+	within(t, waited, "waitSynced to give up after the failure")
+	within(t, drained, "drain to give up after the failure")
+	if synced || !fatalFirst {
+		t.Fatalf("waitSynced = %v, fatal hook called first: %v; want false, true", synced, fatalFirst)
 	}
-	within(t, async(func() { a.waitSynced(2) }), "waitSynced to give up after the failure")
+	if err := <-fatal; !strings.Contains(err.Error(), "disk on fire") || !strings.Contains(err.Error(), "1-2") {
+		t.Fatalf("fatal error %q does not name the cause and the entries", err)
+	}
 	if err := a.StoreLogs(logsOf(raft.LogCommand, 3, 3)); err == nil {
 		t.Fatal("StoreLogs after a failed write succeeded")
+	}
+}
+
+// TestAsyncLogDrain: drain returns once every write deferred before it is
+// made.
+func TestAsyncLogDrain(t *testing.T) {
+	a, s, _ := newTestAsyncLog(t)
+	if err := a.StoreLogs(logsOf(raft.LogBarrier, 1, 1)); err != nil {
+		t.Fatal(err)
+	}
+	<-s.entered
+	drained := async(func() {
+		if err := a.drain(); err != nil {
+			t.Error(err)
+		}
+	})
+	select {
+	case <-drained:
+		t.Fatal("drain returned before the deferred write was made")
+	default:
+	}
+	close(s.gate)
+	within(t, drained, "drain after the write")
+	if got := a.syncedIndex(); got != 1 {
+		t.Fatalf("synced %d after drain, want 1", got)
 	}
 }
 

@@ -786,3 +786,62 @@ func TestUnwrittenLeaderEntriesStayUnapplied(t *testing.T) {
 		})
 	}
 }
+
+// TestSnapshotCoversOnlyWrittenLog: raft snapshots at the last entry its
+// FSM goroutine handled, which may be a barrier the FSM never saw. With the
+// leader's log writes held, a committed barrier is not on the leader's
+// disk, and a snapshot taken then must wait for it: a snapshot above the
+// log on disk leaves a gap the WAL refuses to append after.
+func TestSnapshotCoversOnlyWrittenLog(t *testing.T) {
+	c := coordtest.StartClusterWith(t, 3, func(cfg *coord.Config) { coord.SetCommitTimeout(cfg, time.Hour) })
+	ctx := ctxT(t, 30*time.Second)
+	leader := c.Leader()
+	lc := leader.Client()
+	defer lc.Close()
+	if _, err := lc.Put(ctx, "before", "1"); err != nil {
+		t.Fatal(err)
+	}
+
+	release := leader.Server.HoldLogWrites()
+	released := false
+	defer func() {
+		if !released {
+			release()
+		}
+	}()
+	if err := leader.Server.Barrier(10 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	type snap struct {
+		index uint64
+		err   error
+	}
+	done := make(chan snap, 1)
+	go func() {
+		idx, err := leader.Server.Snapshot()
+		done <- snap{idx, err}
+	}()
+	// The snapshot should wait for the release; give it a bounded chance
+	// (2 s) to show that it does not: finishing, or saving a snapshot
+	// above the written log before it compacts (which waits for writes).
+	for deadline := time.Now().Add(2 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		_, _, synced, _ := leader.Server.LogIndexes()
+		select {
+		case s := <-done:
+			t.Fatalf("a snapshot at %d (%v) finished with the log written up to %d", s.index, s.err, synced)
+		default:
+		}
+		if saved := leader.Server.LatestSnapshotIndex(); saved > synced {
+			t.Fatalf("a snapshot at %d was saved with the log written up to %d", saved, synced)
+		}
+	}
+	release()
+	released = true
+	s := <-done
+	if s.err != nil {
+		t.Fatal(s.err)
+	}
+	if _, _, synced, _ := leader.Server.LogIndexes(); s.index > synced {
+		t.Fatalf("snapshot at %d, log written up to %d", s.index, synced)
+	}
+}

@@ -71,3 +71,23 @@ func (s *Server) LogIndexes() (commit, last, synced, applied uint64) {
 	r := s.node.raft
 	return r.CommitIndex(), r.LastIndex(), s.node.alog.syncedIndex(), s.fsm.appliedIndex()
 }
+
+// Barrier commits a raft barrier on the leader.
+func (s *Server) Barrier(d time.Duration) error { return s.node.raft.Barrier(d).Error() }
+
+// Snapshot makes raft snapshot now and returns the snapshot's index.
+func (s *Server) Snapshot() (uint64, error) {
+	f := s.node.raft.Snapshot()
+	if err := f.Error(); err != nil {
+		return 0, err
+	}
+	meta, rc, err := f.Open()
+	if err != nil {
+		return 0, err
+	}
+	rc.Close()
+	return meta.Index, nil
+}
+
+// LatestSnapshotIndex is the index of the newest snapshot on disk.
+func (s *Server) LatestSnapshotIndex() uint64 { return s.node.latestSnapshotIndex() }

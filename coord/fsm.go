@@ -37,9 +37,10 @@ type fsm struct {
 	hook  leaseHook
 	// observeApply, if set, hears how long each batch took to apply.
 	observeApply func(seconds float64)
-	// waitSynced, if set, returns once the raft log is on disk here up
-	// to an index (asyncLog); nothing is applied before.
-	waitSynced func(index uint64)
+	// waitSynced and drainLog, if set, wait for the raft log on disk
+	// here (asyncLog): nothing is applied, and no snapshot taken, above it.
+	waitSynced func(index uint64) bool
+	drainLog   func() error
 
 	mu      sync.Mutex // guards applied, waiters and changedc
 	applied uint64     // index of the last entry the store has applied
@@ -85,10 +86,15 @@ func (f *fsm) Apply(l *raft.Log) any { return f.ApplyBatch([]*raft.Log{l})[0] }
 // ApplyBatch applies committed entries in order.
 func (f *fsm) ApplyBatch(logs []*raft.Log) []any {
 	start := time.Now() // measurement only; nothing applied depends on it
-	if f.waitSynced != nil && len(logs) > 0 {
-		f.waitSynced(logs[len(logs)-1].Index) // see asyncLog
-	}
 	out := make([]any, len(logs))
+	if f.waitSynced != nil && len(logs) > 0 && !f.waitSynced(logs[len(logs)-1].Index) {
+		// The leader could not write these entries (see asyncLog): the
+		// process is stopping, and nothing unwritten is applied.
+		for i := range out {
+			out[i] = applyResult{err: errLogWriteFailed}
+		}
+		return out
+	}
 	next := decodeCommands(logs)
 	for i, l := range logs {
 		if l.Type == raft.LogCommand {
@@ -282,6 +288,11 @@ const snapshotMagic = "coordfsm"
 // Snapshot captures the store in O(1); Persist encodes it while applies go
 // on. raft calls it between applies, so the applied index matches the store.
 func (f *fsm) Snapshot() (raft.FSMSnapshot, error) {
+	if f.drainLog != nil {
+		if err := f.drainLog(); err != nil {
+			return nil, err
+		}
+	}
 	return fsmSnapshot{index: f.appliedIndex(), sn: f.store.Snapshot()}, nil
 }
 

@@ -179,7 +179,7 @@ func openNode(cfg Config, f *fsm) (*node, error) {
 		rc.CommitTimeout = cfg.commitTimeout
 	}
 
-	f.waitSynced = alog.waitSynced
+	f.waitSynced, f.drainLog = alog.waitSynced, alog.drain
 	r, err := raft.NewRaft(rc, f, logs, logs, snaps, syncedCommitTransport{transport, alog.syncedIndex})
 	if err != nil {
 		transport.Close()
