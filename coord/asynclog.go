@@ -204,32 +204,28 @@ func (a *asyncLog) writer() {
 		}
 		a.wmu.Unlock()
 
-		a.mu.Lock()
-		if err == nil {
-			for _, l := range merged {
-				delete(a.pending, l.Index)
-			}
-		} else {
-			a.failed = fmt.Errorf("coord: writing raft entries %d-%d: %w", merged[0].Index, merged[len(merged)-1].Index, err)
-			a.queue = nil
-		}
-		a.written += uint64(len(batches))
-		failed := a.failed
-		if failed == nil {
-			a.cond.Broadcast()
-		}
-		a.mu.Unlock()
-		clear(merged) // the entries belong to raft and the cache
-		if failed != nil {
-			// fatal stops the process; only then may the FSM, waiting
-			// for these entries, learn that they will never be written
-			// (and it then applies nothing).
+		if err != nil {
+			// Nobody waiting learns of the failure (they stay blocked)
+			// until fatal, which stops the process, has run; then they
+			// learn these entries will never be written, and apply none.
+			failed := fmt.Errorf("coord: writing raft entries %d-%d: %w", merged[0].Index, merged[len(merged)-1].Index, err)
 			a.fatal(failed)
 			a.mu.Lock()
+			a.failed = failed
+			a.queue = nil
+			a.written = a.queued
 			a.cond.Broadcast()
 			a.mu.Unlock()
 			return
 		}
+		a.mu.Lock()
+		for _, l := range merged {
+			delete(a.pending, l.Index)
+		}
+		a.written += uint64(len(batches))
+		a.cond.Broadcast()
+		a.mu.Unlock()
+		clear(merged) // the entries belong to raft and the cache
 	}
 }
 
