@@ -4,6 +4,7 @@ import (
 	"context"
 	"time"
 
+	"github.com/hashicorp/raft"
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 )
 
@@ -91,3 +92,11 @@ func (s *Server) Snapshot() (uint64, error) {
 
 // LatestSnapshotIndex is the index of the newest snapshot on disk.
 func (s *Server) LatestSnapshotIndex() uint64 { return s.node.latestSnapshotIndex() }
+
+// DeferLogWrites turns the leader's deferred log writes (asyncLog) on or
+// off, for benchmarks that compare the two.
+func (s *Server) DeferLogWrites(on bool) {
+	r := s.node.raft
+	leading := func() bool { return on && r.State() == raft.Leader }
+	s.node.alog.leading.Store(&leading)
+}
