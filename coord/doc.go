@@ -8,7 +8,9 @@
 // A write is acknowledged only after a quorum has it in its raft log,
 // fsynced (raft-wal; data dirs made before it keep raft-boltdb), and the
 // leader has applied it: a write that returned OK survives kill -9 of every
-// member. Reads are linearizable by default: the leader takes the commit
+// member. A leader with followers replicates entries while it writes them,
+// but neither applies nor tells followers as committed anything above what
+// it has on disk, so every applied entry is on a quorum's disks. Reads are linearizable by default: the leader takes the commit
 // index, confirms it still leads (one confirmation for every read waiting at
 // that moment; none when it is the only voter, as no one else can be
 // elected) and serves once its store has applied that index; a new
