@@ -712,22 +712,7 @@ func TestGuessedReadGoesToTheLogWhenReadsWait(t *testing.T) {
 // put is answered, the leader applies neither, and no follower is told a
 // commit index beyond what the leader has written.
 func TestUnwrittenLeaderEntriesStayUnapplied(t *testing.T) {
-	c := coordtest.StartClusterWith(t, 3, func(cfg *coord.Config) { coord.SetCommitTimeout(cfg, time.Hour) })
-	ctx := ctxT(t, 30*time.Second)
-	leader := c.Leader()
-	lc := leader.Client()
-	defer lc.Close()
-	if _, err := lc.Put(ctx, "before", "1"); err != nil {
-		t.Fatal(err)
-	}
-
-	release := leader.Server.HoldLogWrites()
-	released := false
-	defer func() {
-		if !released {
-			release()
-		}
-	}()
+	c, leader, lc, ctx, release := holdLeaderLogWrites(t)
 	put := func(key string) chan error {
 		done := make(chan error, 1)
 		go func() {
@@ -771,7 +756,6 @@ func TestUnwrittenLeaderEntriesStayUnapplied(t *testing.T) {
 	}
 
 	release()
-	released = true
 	for _, done := range []chan error{first, second} {
 		if err := <-done; err != nil {
 			t.Fatal(err)
@@ -793,22 +777,7 @@ func TestUnwrittenLeaderEntriesStayUnapplied(t *testing.T) {
 // disk, and a snapshot taken then must wait for it: a snapshot above the
 // log on disk leaves a gap the WAL refuses to append after.
 func TestSnapshotCoversOnlyWrittenLog(t *testing.T) {
-	c := coordtest.StartClusterWith(t, 3, func(cfg *coord.Config) { coord.SetCommitTimeout(cfg, time.Hour) })
-	ctx := ctxT(t, 30*time.Second)
-	leader := c.Leader()
-	lc := leader.Client()
-	defer lc.Close()
-	if _, err := lc.Put(ctx, "before", "1"); err != nil {
-		t.Fatal(err)
-	}
-
-	release := leader.Server.HoldLogWrites()
-	released := false
-	defer func() {
-		if !released {
-			release()
-		}
-	}()
+	_, leader, _, _, release := holdLeaderLogWrites(t)
 	if err := leader.Server.Barrier(10 * time.Second); err != nil {
 		t.Fatal(err)
 	}
@@ -836,7 +805,6 @@ func TestSnapshotCoversOnlyWrittenLog(t *testing.T) {
 		}
 	}
 	release()
-	released = true
 	s := <-done
 	if s.err != nil {
 		t.Fatal(s.err)
@@ -844,4 +812,25 @@ func TestSnapshotCoversOnlyWrittenLog(t *testing.T) {
 	if _, _, synced, _ := leader.Server.LogIndexes(); s.index > synced {
 		t.Fatalf("snapshot at %d, log written up to %d", s.index, synced)
 	}
+}
+
+// holdLeaderLogWrites starts three members (CommitTimeout an hour, so
+// followers learn commits only from new entries), commits one put, then
+// holds the leader's raft log writes until release is called (at the
+// latest when the test ends; release may be called more than once).
+func holdLeaderLogWrites(t *testing.T) (c *coordtest.Cluster, leader *coordtest.Member, lc *clientv3.Client, ctx context.Context, release func()) {
+	t.Helper()
+	c = coordtest.StartClusterWith(t, 3, func(cfg *coord.Config) { coord.SetCommitTimeout(cfg, time.Hour) })
+	ctx = ctxT(t, 30*time.Second)
+	leader = c.Leader()
+	lc = leader.Client()
+	t.Cleanup(func() { lc.Close() })
+	if _, err := lc.Put(ctx, "before", "1"); err != nil {
+		t.Fatal(err)
+	}
+	var once sync.Once
+	unhold := leader.Server.HoldLogWrites()
+	release = func() { once.Do(unhold) }
+	t.Cleanup(release)
+	return c, leader, lc, ctx, release
 }
