@@ -154,14 +154,7 @@ func (a *asyncLog) StoreLogs(logs []*raft.Log) error {
 
 // now runs op on the store once every write deferred before it is made.
 func (a *asyncLog) now(op func() error) error {
-	a.mu.Lock()
-	target := a.queued
-	for a.written < target && a.failed == nil {
-		a.cond.Wait()
-	}
-	err := a.failed
-	a.mu.Unlock()
-	if err != nil {
+	if err := a.drain(); err != nil {
 		return err
 	}
 	a.wmu.Lock()
@@ -244,7 +237,8 @@ func (a *asyncLog) waitSynced(idx uint64) bool {
 	return a.failed == nil
 }
 
-// drain returns once every deferred write made so far is on disk. raft
+// drain returns once every write deferred so far is on disk, or the
+// failure that means it never will be. fsm.Snapshot calls it: raft
 // snapshots at the index its FSM goroutine last handled, which may be a
 // barrier or a no-op the FSM never saw (and so never waited for): a
 // snapshot above the log on disk would leave a gap that raft-wal refuses

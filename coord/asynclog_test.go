@@ -75,6 +75,22 @@ func within(t *testing.T, done <-chan struct{}, what string) {
 	}
 }
 
+// waitsForGate checks that done, the end of a call made after the store
+// announced a write, has not come while the write is held, then lets the
+// write through and waits for done. The check right after the call starts
+// catches only a call that returned at once; what the tests read after it
+// (synced, the store's contents) shows the order the call kept.
+func waitsForGate(t *testing.T, s *gateStore, done <-chan struct{}, what string) {
+	t.Helper()
+	select {
+	case <-done:
+		t.Fatalf("%s came before the store had written", what)
+	default:
+	}
+	close(s.gate)
+	within(t, done, what)
+}
+
 func async(f func()) <-chan struct{} {
 	done := make(chan struct{})
 	go func() { defer close(done); f() }()
@@ -100,13 +116,7 @@ func TestAsyncLogDefersLeaderCommands(t *testing.T) {
 	}
 	<-s.entered
 	synced := async(func() { a.waitSynced(3) })
-	select {
-	case <-synced:
-		t.Fatal("waitSynced(3) returned while the write was blocked")
-	default:
-	}
-	close(s.gate)
-	within(t, synced, "waitSynced(3) after the write")
+	waitsForGate(t, s, synced, "waitSynced(3)")
 	if got := a.syncedIndex(); got != 3 {
 		t.Fatalf("synced %d after the write, want 3", got)
 	}
@@ -145,13 +155,7 @@ func TestAsyncLogWritesNow(t *testing.T) {
 				}
 			})
 			<-s.entered
-			select {
-			case <-stored:
-				t.Fatal("StoreLogs returned before the store had written")
-			default:
-			}
-			close(s.gate)
-			within(t, stored, "StoreLogs after the write")
+			waitsForGate(t, s, stored, "StoreLogs")
 			if got := a.syncedIndex(); got != 1 {
 				t.Fatalf("synced %d, want 1", got)
 			}
@@ -172,13 +176,7 @@ func TestAsyncLogDeleteWaitsForWrites(t *testing.T) {
 			t.Error(err)
 		}
 	})
-	select {
-	case <-deleted:
-		t.Fatal("DeleteRange returned before the deferred write was made")
-	default:
-	}
-	close(s.gate)
-	within(t, deleted, "DeleteRange after the write")
+	waitsForGate(t, s, deleted, "DeleteRange")
 	if last, _ := s.InmemStore.LastIndex(); last != 3 {
 		t.Fatalf("the store's last index is %d after deleting 4-5, want 3", last)
 	}
@@ -234,13 +232,7 @@ func TestAsyncLogDrain(t *testing.T) {
 			t.Error(err)
 		}
 	})
-	select {
-	case <-drained:
-		t.Fatal("drain returned before the deferred write was made")
-	default:
-	}
-	close(s.gate)
-	within(t, drained, "drain after the write")
+	waitsForGate(t, s, drained, "drain")
 	if got := a.syncedIndex(); got != 1 {
 		t.Fatalf("synced %d after drain, want 1", got)
 	}
