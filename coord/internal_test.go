@@ -164,3 +164,124 @@ func sameResult(a, b any) bool {
 	}
 	return proto.Equal(ra.resp, rb.resp)
 }
+
+// A commit announcement names the leader's entry at the commit index as
+// the previous entry, so that only a follower holding the leader's log up
+// to it commits; it says no more than the leader has on disk, and only in
+// the term whose header the transport saw.
+func TestCommitAnnouncement(t *testing.T) {
+	logs := raft.NewInmemStore()
+	for i := uint64(1); i <= 10; i++ {
+		term := uint64(1)
+		if i > 5 {
+			term = 2
+		}
+		if err := logs.StoreLog(&raft.Log{Index: i, Term: term, Type: raft.LogCommand}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	w := &syncedCommitTransport{synced: func() uint64 { return 7 }}
+	if _, _, err := announcement(w, logs, 9, 2); err == nil {
+		t.Fatal("an announcement before the leader sent anything")
+	}
+	sent := &raft.AppendEntriesRequest{
+		RPCHeader: raft.RPCHeader{ProtocolVersion: raft.ProtocolVersionMax, ID: []byte("m0"), Addr: []byte("127.0.0.1:1")},
+		Term:      2, Leader: []byte("127.0.0.1:1"), PrevLogEntry: 9, PrevLogTerm: 2, LeaderCommitIndex: 9,
+	}
+	w.sending(sent)
+	if sent.LeaderCommitIndex != 7 {
+		t.Fatalf("raft's append carries commit %d, leader has 7 on disk", sent.LeaderCommitIndex)
+	}
+	for _, tc := range []struct{ commit, want, prevTerm uint64 }{{9, 7, 2}, {4, 4, 1}} {
+		c, req, err := announcement(w, logs, tc.commit, 2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c != tc.want || req.PrevLogEntry != tc.want || req.LeaderCommitIndex != tc.want || req.PrevLogTerm != tc.prevTerm ||
+			req.Term != 2 || len(req.Entries) != 0 || string(req.ID) != "m0" || string(req.Addr) != "127.0.0.1:1" || string(req.Leader) != "127.0.0.1:1" {
+			t.Fatalf("commit %d: announced %d in %+v; want %d, previous term %d", tc.commit, c, req, tc.want, tc.prevTerm)
+		}
+	}
+	if _, _, err := announcement(w, logs, 9, 3); err == nil {
+		t.Fatal("an announcement in term 3 with the header of term 2")
+	}
+	w.sending(&raft.AppendEntriesRequest{RPCHeader: sent.RPCHeader, Term: 3, Leader: sent.Leader})
+	if _, req, err := announcement(w, logs, 9, 3); err != nil || req.Term != 3 {
+		t.Fatalf("term 3 after an append in it: %+v, %v", req, err)
+	}
+	if _, _, err := announcement(w, logs, 20, 3); err != nil {
+		t.Fatal(err) // capped at 7, which the log has
+	}
+	w.synced = func() uint64 { return 12 }
+	if _, _, err := announcement(w, logs, 12, 3); err == nil {
+		t.Fatal("an announcement of an entry missing from the leader's log")
+	}
+}
+
+// recordingPipeline is an AppendPipeline that records what is sent on it.
+type recordingPipeline struct {
+	raft.AppendPipeline
+	sent   []*raft.AppendEntriesRequest
+	closed bool
+}
+
+func (p *recordingPipeline) AppendEntries(args *raft.AppendEntriesRequest, _ *raft.AppendEntriesResponse) (raft.AppendFuture, error) {
+	p.sent = append(p.sent, args)
+	return nil, nil
+}
+
+func (p *recordingPipeline) Close() error { p.closed = true; return nil }
+
+// An announcement goes on a follower's pipeline only behind the entry it
+// names; one made before that entry went out follows the entry, unless
+// raft's append of it carries the commit index already.
+func TestAnnouncementFollowsItsEntry(t *testing.T) {
+	w := &syncedCommitTransport{synced: func() uint64 { return 100 }}
+	rec := &recordingPipeline{}
+	p := &syncedCommitPipeline{AppendPipeline: rec, t: w, id: "f1"}
+	w.pipes.Store(raft.ServerID("f1"), p)
+	entries := func(from, to uint64) []*raft.Log {
+		var l []*raft.Log
+		for i := from; i <= to; i++ {
+			l = append(l, &raft.Log{Index: i, Term: 2})
+		}
+		return l
+	}
+	ann := func(c uint64) *raft.AppendEntriesRequest {
+		return &raft.AppendEntriesRequest{Term: 2, PrevLogEntry: c, PrevLogTerm: 2, LeaderCommitIndex: c}
+	}
+	sentLast := func() *raft.AppendEntriesRequest { return rec.sent[len(rec.sent)-1] }
+
+	p.AppendEntries(&raft.AppendEntriesRequest{Term: 2, Entries: entries(1, 5), LeaderCommitIndex: 4}, nil)
+	if !w.announce("f1", ann(5)) || len(rec.sent) != 2 || sentLast().PrevLogEntry != 5 || len(sentLast().Entries) != 0 {
+		t.Fatalf("announcement of a sent entry: %d requests, last %+v", len(rec.sent), sentLast())
+	}
+	if w.announce("f2", ann(5)) {
+		t.Fatal("announced to a follower without a pipeline")
+	}
+
+	// Entry 7 has not gone out: the announcement waits for it.
+	if !w.announce("f1", ann(7)) || len(rec.sent) != 2 {
+		t.Fatalf("announcement of an entry not sent yet went out: %d requests", len(rec.sent))
+	}
+	p.AppendEntries(&raft.AppendEntriesRequest{Term: 2, Entries: entries(6, 6), LeaderCommitIndex: 5}, nil)
+	if len(rec.sent) != 3 {
+		t.Fatalf("the announcement of 7 went out behind entry 6: %d requests", len(rec.sent))
+	}
+	p.AppendEntries(&raft.AppendEntriesRequest{Term: 2, Entries: entries(7, 7), LeaderCommitIndex: 6}, nil)
+	if len(rec.sent) != 5 || sentLast().PrevLogEntry != 7 || sentLast().LeaderCommitIndex != 7 || len(sentLast().Entries) != 0 {
+		t.Fatalf("the announcement of 7 did not follow entry 7: %d requests, last %+v", len(rec.sent), sentLast())
+	}
+
+	// raft's append of entry 9 carries commit 9 itself: nothing follows it.
+	w.announce("f1", ann(9))
+	p.AppendEntries(&raft.AppendEntriesRequest{Term: 2, Entries: entries(8, 9), LeaderCommitIndex: 9}, nil)
+	if len(rec.sent) != 6 {
+		t.Fatalf("an announcement followed an append that carried it: %d requests", len(rec.sent))
+	}
+
+	p.Close()
+	if !rec.closed || w.announce("f1", ann(9)) {
+		t.Fatal("a closed pipeline still takes announcements")
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/coordhq/coord/coord/coordtest"
+	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
 // BenchmarkLeaderPut3: sequential puts to the leader of three members, with
@@ -41,4 +42,43 @@ func BenchmarkLeaderPut3(b *testing.B) {
 			b.ReportMetric(float64(lat[len(lat)/2].Microseconds()), "p50-µs")
 		})
 	}
+}
+
+// BenchmarkFollowerWatchLag3: a put to the leader of three members, alone
+// (5 ms after the one before), until a watcher on a follower sees it. The
+// follower learns the put is committed from the leader's announcement
+// (announce.go). It reports the median and the 99th percentile, e.g.
+//
+//	go test -run '^$' -bench FollowerWatchLag3 -benchtime 300x ./coord
+func BenchmarkFollowerWatchLag3(b *testing.B) {
+	c := coordtest.StartCluster(b, 3)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	fc := c.Follower().Client()
+	defer fc.Close()
+	wch := fc.Watch(ctx, "lag", clientv3.WithCreatedNotify())
+	if wr := <-wch; !wr.Created {
+		b.Fatalf("watch not created: %v", wr.Err())
+	}
+	lc := c.Leader().Client()
+	defer lc.Close()
+	lat := make([]time.Duration, 0, b.N)
+	b.ResetTimer()
+	for range b.N {
+		start := time.Now()
+		if _, err := lc.Put(ctx, "lag", "v"); err != nil {
+			b.Fatal(err)
+		}
+		if wr, ok := <-wch; !ok || wr.Err() != nil || len(wr.Events) != 1 {
+			b.Fatalf("watch on the follower: %+v (open %v)", wr, ok)
+		}
+		lat = append(lat, time.Since(start))
+		b.StopTimer()
+		time.Sleep(5 * time.Millisecond) // the next put comes alone
+		b.StartTimer()
+	}
+	b.StopTimer()
+	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
+	b.ReportMetric(float64(lat[len(lat)/2].Microseconds()), "p50-µs")
+	b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds()), "p99-µs")
 }
