@@ -321,108 +321,33 @@ func (a *asyncLog) IsMonotonic() bool {
 	return ok && m.IsMonotonic()
 }
 
-// syncedCommitTransport is raft's transport with two additions: an
+// syncedCommitTransport is raft's transport with one change: an
 // AppendEntries carries a commit index no higher than what the leader has
-// on disk (see asyncLog), and the leader can send a commit announcement on
-// a follower's pipeline, behind the entries raft sent there (announce.go).
+// on disk (see asyncLog).
 type syncedCommitTransport struct {
 	*raft.NetworkTransport
 	synced func() uint64
-	// leader holds RPCHeader, Term and Leader of the newest term's
-	// AppendEntries this member sent.
-	leader atomic.Pointer[raft.AppendEntriesRequest]
-	pipes  sync.Map // raft.ServerID -> *syncedCommitPipeline, while open
 }
 
-// sending caps the request's commit index and remembers its header.
-func (t *syncedCommitTransport) sending(args *raft.AppendEntriesRequest) {
+func (t syncedCommitTransport) AppendEntries(id raft.ServerID, target raft.ServerAddress, args *raft.AppendEntriesRequest, resp *raft.AppendEntriesResponse) error {
 	args.LeaderCommitIndex = min(args.LeaderCommitIndex, t.synced())
-	if h := t.leader.Load(); h == nil || h.Term != args.Term {
-		t.leader.Store(&raft.AppendEntriesRequest{RPCHeader: args.RPCHeader, Term: args.Term, Leader: args.Leader})
-	}
-}
-
-func (t *syncedCommitTransport) AppendEntries(id raft.ServerID, target raft.ServerAddress, args *raft.AppendEntriesRequest, resp *raft.AppendEntriesResponse) error {
-	t.sending(args)
 	return t.NetworkTransport.AppendEntries(id, target, args, resp)
 }
 
-func (t *syncedCommitTransport) AppendEntriesPipeline(id raft.ServerID, target raft.ServerAddress) (raft.AppendPipeline, error) {
+func (t syncedCommitTransport) AppendEntriesPipeline(id raft.ServerID, target raft.ServerAddress) (raft.AppendPipeline, error) {
 	p, err := t.NetworkTransport.AppendEntriesPipeline(id, target)
 	if err != nil {
 		return nil, err
 	}
-	sp := &syncedCommitPipeline{AppendPipeline: p, t: t, id: id}
-	t.pipes.Store(id, sp)
-	return sp, nil
+	return syncedCommitPipeline{p, t.synced}, nil
 }
 
-// announce sends req, a commit announcement, on id's pipeline if one is
-// open and every entry up to req.PrevLogEntry went out on it. It reports
-// whether it sent it.
-func (t *syncedCommitTransport) announce(id raft.ServerID, req *raft.AppendEntriesRequest) bool {
-	v, ok := t.pipes.Load(id)
-	return ok && v.(*syncedCommitPipeline).announce(req)
-}
-
-// syncedCommitPipeline is raft's pipeline to one follower. raft's replicator
-// is its only sender but for announcements, and the two take turns.
 type syncedCommitPipeline struct {
 	raft.AppendPipeline
-	t  *syncedCommitTransport
-	id raft.ServerID
-
-	mu   sync.Mutex // one send at a time: requests and their futures stay in order
-	sent uint64     // the last entry sent on this pipeline
-	// owed is an announcement of an entry not sent here yet when it was
-	// made; it follows the entry if raft's append of it carries an older
-	// commit index (raft may have built that append before the commit).
-	owed *raft.AppendEntriesRequest
+	synced func() uint64
 }
 
-func (p *syncedCommitPipeline) AppendEntries(args *raft.AppendEntriesRequest, resp *raft.AppendEntriesResponse) (raft.AppendFuture, error) {
-	p.t.sending(args)
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	f, err := p.AppendPipeline.AppendEntries(args, resp)
-	if err != nil {
-		return f, err
-	}
-	if len(args.Entries) > 0 {
-		p.sent = args.Entries[len(args.Entries)-1].Index
-	}
-	if o := p.owed; o != nil && p.sent >= o.PrevLogEntry {
-		p.owed = nil
-		if args.LeaderCommitIndex < o.LeaderCommitIndex {
-			p.AppendPipeline.AppendEntries(o, new(raft.AppendEntriesResponse))
-		}
-	}
-	return f, nil
-}
-
-// announce sends req behind the entries raft sent, so the follower has
-// processed them all when it checks req's previous entry. raft decodes the
-// answer as that of an append without entries: it notes the follower's
-// contact and changes nothing else.
-func (p *syncedCommitPipeline) announce(req *raft.AppendEntriesRequest) bool {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.sent < req.PrevLogEntry {
-		// The entry has not gone out here yet. When it does, the leader's
-		// commit index, which covers it now, goes with it, or req does.
-		if p.owed == nil || p.owed.Term != req.Term || p.owed.LeaderCommitIndex < req.LeaderCommitIndex {
-			p.owed = req
-		}
-		return true
-	}
-	_, err := p.AppendPipeline.AppendEntries(req, new(raft.AppendEntriesResponse))
-	return err == nil
-}
-
-// Close takes the pipeline out of the announcer's reach and closes it. It
-// does not wait for a send in progress: closing is what ends one blocked
-// on a full pipeline.
-func (p *syncedCommitPipeline) Close() error {
-	p.t.pipes.CompareAndDelete(p.id, p)
-	return p.AppendPipeline.Close()
+func (p syncedCommitPipeline) AppendEntries(args *raft.AppendEntriesRequest, resp *raft.AppendEntriesResponse) (raft.AppendFuture, error) {
+	args.LeaderCommitIndex = min(args.LeaderCommitIndex, p.synced())
+	return p.AppendPipeline.AppendEntries(args, resp)
 }

@@ -652,8 +652,8 @@ func TestFailedCompareIsARead(t *testing.T) {
 				t.Fatalf("through %s: failed compare answered %v", m.Config.Name, resp)
 			}
 		}
-		// An entry or two may come from elsewhere (a new leader's no-op);
-		// a txn each through the log would be 20.
+		// A barrier or two may come from elsewhere (the commit
+		// announcement); a txn each through the log would be 20.
 		if added := raftIndex() - before; added >= txns/4 {
 			t.Fatalf("through %s: %d failed compares added %d raft entries", m.Config.Name, txns, added)
 		}

@@ -25,8 +25,8 @@ type metrics struct {
 	apply       prometheus.Histogram
 	leaderSeen  prometheus.Counter
 	leaseExpiry prometheus.Counter
-	// commitAnnounced counts the times the leader sent its followers a
-	// commit index outside raft's replication (announceCommits).
+	// commitAnnounced counts the barriers the leader committed only to
+	// tell followers of a commit index (announceCommits).
 	commitAnnounced prometheus.Counter
 	// campaignNudges counts the times a follower found its leader silent
 	// and unreachable and made raft look for a leader at once
@@ -54,7 +54,7 @@ func newMetrics(s *Server) *metrics {
 		Name: "etcd_server_lease_expired_total", Help: "Leases revoked because they expired.",
 	})
 	m.commitAnnounced = prometheus.NewCounter(prometheus.CounterOpts{
-		Name: "coord_server_commit_announcements_total", Help: "Times the leader sent its followers the commit index of a write that came alone (announce.go).",
+		Name: "coord_server_commit_announcements_total", Help: "Barriers the leader committed to send followers the commit index of a write that came alone.",
 	})
 	m.campaignNudges = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "coord_server_campaign_nudges_total", Help: "Times this follower found its leader silent past its deadline and not answering, and made raft look for a leader at once; reason is deadline (its own) or vote_request (another member asked for a vote).",

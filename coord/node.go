@@ -29,7 +29,6 @@ type node struct {
 	logFormat string    // "wal", or "boltdb" for data dirs made before the WAL
 	snaps     *raft.FileSnapshotStore
 	transport *raft.NetworkTransport
-	wire      *syncedCommitTransport // what raft sends through: transport, wrapped
 	stream    *peerStream
 	// incarnation names this data dir; it is part of the raft address.
 	incarnation string
@@ -181,8 +180,7 @@ func openNode(cfg Config, f *fsm) (*node, error) {
 	}
 
 	f.waitSynced, f.drainLog = alog.waitSynced, alog.drain
-	wire := &syncedCommitTransport{NetworkTransport: transport, synced: alog.syncedIndex}
-	r, err := raft.NewRaft(rc, f, logs, logs, snaps, wire)
+	r, err := raft.NewRaft(rc, f, logs, logs, snaps, syncedCommitTransport{transport, alog.syncedIndex})
 	if err != nil {
 		transport.Close()
 		logs.Close()
@@ -190,7 +188,7 @@ func openNode(cfg Config, f *fsm) (*node, error) {
 	}
 	leading := func() bool { return r.State() == raft.Leader }
 	alog.leading.Store(&leading)
-	n := &node{raft: r, logs: logs, alog: alog, snaps: snaps, transport: transport, wire: wire, stream: stream, incarnation: inc, logFormat: format, bootstrapped: hasState}
+	n := &node{raft: r, logs: logs, alog: alog, snaps: snaps, transport: transport, stream: stream, incarnation: inc, logFormat: format, bootstrapped: hasState}
 	if !hasState && cfg.BootstrapExpect <= 1 && len(cfg.othersToJoin()) == 0 {
 		boot := raft.Configuration{Servers: []raft.Server{{ID: rc.LocalID, Address: transport.LocalAddr()}}}
 		if err := r.BootstrapCluster(boot).Error(); err != nil && !errors.Is(err, raft.ErrCantBootstrap) {
