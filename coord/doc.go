@@ -10,11 +10,12 @@
 // leader has applied it: a write that returned OK survives kill -9 of every
 // member. A leader with followers replicates entries while it writes them,
 // but neither applies nor tells followers as committed anything above what
-// it has on disk, so every applied entry is on a quorum's disks. Reads are linearizable by default: the leader takes the commit
-// index, confirms it still leads (one confirmation for every read waiting at
-// that moment; none when it is the only voter, as no one else can be
-// elected) and serves once its store has applied that index; a new
-// leader serves none before it has committed an entry in its term. A
+// it has on disk, so every applied entry is on a quorum's disks. Reads are
+// linearizable by default: the leader takes the commit index, confirms it
+// still leads (one confirmation for every read waiting at that moment; none
+// when it is the only voter, as no one else can be elected) and serves once
+// its store has applied that index; a new leader serves none before it has
+// committed an entry in its term. A
 // follower asks the leader for its revision at a confirmed moment (one call
 // for every read waiting) and serves from its own store once it has caught
 // up. Serializable reads are served by any member from its own store.

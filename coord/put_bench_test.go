@@ -2,7 +2,8 @@ package coord_test
 
 import (
 	"context"
-	"sort"
+	"fmt"
+	"slices"
 	"testing"
 	"time"
 
@@ -38,8 +39,7 @@ func BenchmarkLeaderPut3(b *testing.B) {
 				lat = append(lat, time.Since(start))
 			}
 			b.StopTimer()
-			sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
-			b.ReportMetric(float64(lat[len(lat)/2].Microseconds()), "p50-µs")
+			reportLatency(b, lat, 50)
 		})
 	}
 }
@@ -78,7 +78,13 @@ func BenchmarkFollowerWatchLag3(b *testing.B) {
 		b.StartTimer()
 	}
 	b.StopTimer()
-	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
-	b.ReportMetric(float64(lat[len(lat)/2].Microseconds()), "p50-µs")
-	b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds()), "p99-µs")
+	reportLatency(b, lat, 50, 99)
+}
+
+// reportLatency sorts lat and reports each percentile of it in µs.
+func reportLatency(b *testing.B, lat []time.Duration, percentiles ...int) {
+	slices.Sort(lat)
+	for _, p := range percentiles {
+		b.ReportMetric(float64(lat[len(lat)*p/100].Microseconds()), fmt.Sprintf("p%d-µs", p))
+	}
 }
