@@ -44,6 +44,38 @@ func BenchmarkLeaderPut3(b *testing.B) {
 	}
 }
 
+// BenchmarkPutVia3: sequential puts to the leader of three members, and
+// through a follower, which forwards each to the leader on its forward
+// stream (forward_stream.go). The difference of the two medians is what
+// forwarding costs a write, e.g.
+//
+//	go test -run '^$' -bench PutVia3 -benchtime 1000x -count 3 ./coord
+func BenchmarkPutVia3(b *testing.B) {
+	for _, via := range []string{"leader", "follower"} {
+		b.Run(via, func(b *testing.B) {
+			c := coordtest.StartCluster(b, 3)
+			m := c.Leader()
+			if via == "follower" {
+				m = c.Follower()
+			}
+			cli := m.Client()
+			defer cli.Close()
+			ctx := context.Background()
+			lat := make([]time.Duration, 0, b.N)
+			b.ResetTimer()
+			for range b.N {
+				start := time.Now()
+				if _, err := cli.Put(ctx, "bench", "v"); err != nil {
+					b.Fatal(err)
+				}
+				lat = append(lat, time.Since(start))
+			}
+			b.StopTimer()
+			reportLatency(b, lat, 50, 99)
+		})
+	}
+}
+
 // BenchmarkFollowerWatchLag3: a put to the leader of three members, alone
 // (5 ms after the one before), until a watcher on a follower sees it. The
 // follower learns the put is committed from the leader's announcement
