@@ -26,20 +26,7 @@ func BenchmarkLeaderPut3(b *testing.B) {
 			c := coordtest.StartCluster(b, 3)
 			leader := c.Leader()
 			leader.Server.DeferLogWrites(mode.deferred)
-			cli := leader.Client()
-			defer cli.Close()
-			ctx := context.Background()
-			lat := make([]time.Duration, 0, b.N)
-			b.ResetTimer()
-			for range b.N {
-				start := time.Now()
-				if _, err := cli.Put(ctx, "bench", "v"); err != nil {
-					b.Fatal(err)
-				}
-				lat = append(lat, time.Since(start))
-			}
-			b.StopTimer()
-			reportLatency(b, lat, 50)
+			reportLatency(b, sequentialPuts(b, leader), 50)
 		})
 	}
 }
@@ -58,22 +45,28 @@ func BenchmarkPutVia3(b *testing.B) {
 			if via == "follower" {
 				m = c.Follower()
 			}
-			cli := m.Client()
-			defer cli.Close()
-			ctx := context.Background()
-			lat := make([]time.Duration, 0, b.N)
-			b.ResetTimer()
-			for range b.N {
-				start := time.Now()
-				if _, err := cli.Put(ctx, "bench", "v"); err != nil {
-					b.Fatal(err)
-				}
-				lat = append(lat, time.Since(start))
-			}
-			b.StopTimer()
-			reportLatency(b, lat, 50, 99)
+			reportLatency(b, sequentialPuts(b, m), 50, 99)
 		})
 	}
+}
+
+// sequentialPuts makes b.N puts through member m, one after the other, on
+// the benchmark's clock, and returns their latencies.
+func sequentialPuts(b *testing.B, m *coordtest.Member) []time.Duration {
+	cli := m.Client()
+	defer cli.Close()
+	ctx := context.Background()
+	lat := make([]time.Duration, 0, b.N)
+	b.ResetTimer()
+	for range b.N {
+		start := time.Now()
+		if _, err := cli.Put(ctx, "bench", "v"); err != nil {
+			b.Fatal(err)
+		}
+		lat = append(lat, time.Since(start))
+	}
+	b.StopTimer()
+	return lat
 }
 
 // BenchmarkFollowerWatchLag3: a put to the leader of three members, alone
