@@ -81,7 +81,8 @@ type silence struct {
 // Why a follower nudged raft: the label of coord_server_campaign_nudges_total.
 const (
 	nudgeDeadline    = "deadline"     // its own deadline passed
-	nudgeVoteRequest = "vote_request" // another member asked for a vote
+	nudgeVoteRequest = "vote_request" // another member asked for a vote, or to go first
+	nudgeAfterOther  = "after_other"  // after another member went first (campaign_first.go)
 )
 
 // step looks at the member at now. It reports why raft should check for a
@@ -154,6 +155,8 @@ func (s *Server) campaignLoop() {
 			return
 		case <-asks:
 			asked = time.Now()
+		case <-s.campaignFirst:
+			asked = time.Now() // as for a vote request: campaign at the floor
 		case <-t.C:
 		}
 		_, leader := r.LeaderWithID()
@@ -163,6 +166,12 @@ func (s *Server) campaignLoop() {
 		}
 		why, next := c.step(time.Now(), silence{state: r.State(), contact: r.LastContact(), rank: rank, asked: asked})
 		if why != "" && !s.node.leaderAnswers(s.cfg.ElectionTimeout/4) {
+			if why == nudgeDeadline && s.askOthersFirst(leader, s.cfg.ElectionTimeout/8) {
+				// A voter whose log is not ahead campaigns first; its
+				// vote request says it has let the leader go.
+				s.awaitVoteRequest(asks, s.cfg.ElectionTimeout/4)
+				why = nudgeAfterOther
+			}
 			if err := s.node.checkLeaderNow(s.cfg.ElectionTimeout); err != nil {
 				s.log.Warn("leader silent and unreachable, but raft was not nudged", "err", err)
 			} else {

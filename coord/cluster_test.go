@@ -610,6 +610,82 @@ func TestVoteRequestHastensCampaign(t *testing.T) {
 	}
 }
 
+// TestLongerLogWinsInOneRound: the leader dies after its last entry
+// reached one follower only, and that follower is first in rank, so it
+// reaches its deadline first. The other, still holding the leader, would
+// refuse it, and then be refused for its shorter log, leaving both to
+// raft's election timer (campaign_first.go). Instead the follower ahead
+// asks the other to campaign first, waits for its vote request, and wins
+// with its vote in the first round. raft's timer would restart an election
+// no sooner than one election timeout after the first campaign, itself
+// one election timeout after the kill, so a new leader within twice the
+// election timeout is the first round.
+func TestLongerLogWinsInOneRound(t *testing.T) {
+	c := coordtest.StartCluster(t, 3)
+	ctx := ctxT(t, 30*time.Second)
+	old := c.Leader()
+	var fs []*coordtest.Member
+	for _, m := range c.Members {
+		if m != old {
+			fs = append(fs, m)
+		}
+	}
+	if fs[1].Config.Name < fs[0].Config.Name {
+		fs[0], fs[1] = fs[1], fs[0]
+	}
+	ahead, behind := fs[0], fs[1] // in rank order: the followers' IDs
+	lc := old.Client()
+	defer lc.Close()
+	if _, err := lc.Put(ctx, "before", "v"); err != nil {
+		t.Fatal(err)
+	}
+	caughtUp := func(m *coordtest.Member) bool {
+		_, want, _, _ := old.Server.LogIndexes()
+		_, last, _, _ := m.Server.LogIndexes()
+		return last == want
+	}
+	for deadline := time.Now().Add(5 * time.Second); !caughtUp(ahead) || !caughtUp(behind); {
+		if time.Now().After(deadline) {
+			t.Fatal("followers did not catch up with the leader in 5s")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+
+	behind.Isolate(true)
+	if _, err := lc.Put(ctx, "only-ahead", "v"); err != nil { // committed by the leader and ahead
+		t.Fatal(err)
+	}
+	killed := time.Now()
+	old.Kill()
+	behind.Isolate(false)
+	_, aheadLast, _, _ := ahead.Server.LogIndexes()
+	_, behindLast, _, _ := behind.Server.LogIndexes()
+	if aheadLast <= behindLast {
+		t.Fatalf("setup: %s's log ends at %d, %s's at %d; want the first ahead", ahead.Config.Name, aheadLast, behind.Config.Name, behindLast)
+	}
+
+	next := c.Leader()
+	took := time.Since(killed)
+	t.Logf("%s leads %v after the kill", next.Config.Name, took)
+	if next != ahead {
+		t.Fatalf("%s leads; only %s has every committed entry", next.Config.Name, ahead.Config.Name)
+	}
+	if n := ahead.Server.CampaignNudges("after_other"); n != 1 {
+		t.Errorf("%s campaigned after the other %v times, want 1 (by deadline: %v)", ahead.Config.Name, n, ahead.Server.CampaignNudges("deadline"))
+	}
+	if n := behind.Server.CampaignNudges("vote_request"); n != 1 {
+		t.Errorf("%s campaigned first on request %v times, want 1", behind.Config.Name, n)
+	}
+	if limit := 2 * ahead.Config.ElectionTimeout; took >= limit {
+		t.Errorf("a new leader %v after the kill; the first round ends before %v", took, limit)
+	}
+	ac := ahead.Client()
+	defer ac.Close()
+	if r, err := ac.Get(ctx, "only-ahead"); err != nil || len(r.Kvs) != 1 {
+		t.Fatalf("the entry only the new leader had: %v, %v", r, err)
+	}
+}
+
 // TestFailedCompareIsARead: a txn whose compare fails and whose failure
 // branch only reads is answered as a linearizable read, without a raft
 // entry, on the leader and through a follower; the answer is what the log

@@ -33,7 +33,7 @@ func (s *Server) ReleaseReads() { s.reads.setReady(s.node.raft.CurrentTerm()) }
 func SetCommitTimeout(c *Config, d time.Duration) { c.commitTimeout = d }
 
 // CampaignNudges returns coord_server_campaign_nudges_total for reason
-// ("deadline" or "vote_request").
+// ("deadline", "vote_request" or "after_other").
 func (s *Server) CampaignNudges(reason string) float64 {
 	families, err := s.metrics.reg.Gather()
 	if err != nil {

@@ -242,6 +242,19 @@ var internalServiceDesc = grpc.ServiceDesc{
 			}
 			return &pb.StatusResponse{Header: &pb.ResponseHeader{Revision: rev}}, nil
 		},
+	}, {
+		MethodName: "CampaignFirst",
+		Handler: func(srv any, _ context.Context, dec func(any) error, _ grpc.UnaryServerInterceptor) (any, error) {
+			var in []byte
+			if err := dec(&in); err != nil {
+				return nil, err
+			}
+			out, err := srv.(*Server).serveCampaignFirst(in)
+			if err != nil {
+				return nil, err
+			}
+			return &out, nil
+		},
 	}},
 	Streams: []grpc.StreamDesc{{
 		StreamName: fwdStreamDesc.StreamName,

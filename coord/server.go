@@ -49,6 +49,10 @@ type Server struct {
 
 	refuseForwardStream atomic.Bool // tests: answer as a coordd without it
 
+	// campaignFirst wakes campaignLoop when a follower about to campaign
+	// asked this member to go first (campaign_first.go).
+	campaignFirst chan struct{}
+
 	stopc chan struct{}
 	wg    sync.WaitGroup // goroutines the server started
 	once  sync.Once
@@ -67,6 +71,8 @@ func New(cfg Config) (*Server, error) {
 		memberID:  hash64(cfg.Name),
 		clusterID: hash64(cfg.ClusterName),
 		stopc:     make(chan struct{}),
+
+		campaignFirst: make(chan struct{}, 1),
 	}
 	s.lessor = newLessor(s)
 	s.fsm = newFSM(s.store, cfg.QuotaBytes, s.lessor)
