@@ -82,7 +82,7 @@ type silence struct {
 const (
 	nudgeDeadline    = "deadline"     // its own deadline passed
 	nudgeVoteRequest = "vote_request" // another member asked for a vote, or to go first
-	nudgeAfterOther  = "after_other"  // after another member went first (campaign_first.go)
+	nudgeAfterOther  = "after_other"  // another member went first at its request (campaign_first.go)
 )
 
 // step looks at the member at now. It reports why raft should check for a
@@ -166,11 +166,13 @@ func (s *Server) campaignLoop() {
 		}
 		why, next := c.step(time.Now(), silence{state: r.State(), contact: r.LastContact(), rank: rank, asked: asked})
 		if why != "" && !s.node.leaderAnswers(s.cfg.ElectionTimeout/4) {
-			if why == nudgeDeadline && s.askOthersFirst(leader, s.cfg.ElectionTimeout/8) {
-				// A voter whose log is not ahead campaigns first; its
-				// vote request says it has let the leader go.
-				s.awaitVoteRequest(asks, s.cfg.ElectionTimeout/4)
-				why = nudgeAfterOther
+			if why == nudgeDeadline {
+				switch s.letOthersGoFirst(leader, asks) {
+				case otherWentFirst:
+					why = nudgeAfterOther
+				case stopping:
+					return
+				}
 			}
 			if err := s.node.checkLeaderNow(s.cfg.ElectionTimeout); err != nil {
 				s.log.Warn("leader silent and unreachable, but raft was not nudged", "err", err)

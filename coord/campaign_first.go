@@ -25,7 +25,7 @@ import (
 // this refusal.
 //
 // So a follower whose deadline passed, before it campaigns, tells the
-// other voters so, with the position of its log (askOthersFirst). A voter
+// other voters so, with the position of its log (letOthersGoFirst). A voter
 // whose log is not ahead of it answers that it will campaign first. It
 // campaigns at its own floor, as it would after a vote request, and loses,
 // but it is then a candidate without a leader. The follower waits for that
@@ -76,6 +76,12 @@ func (s *Server) serveCampaignFirst(in []byte) ([]byte, error) {
 	if _, id := s.node.raft.LeaderWithID(); s.node.raft.State() != raft.Follower || id != leader {
 		return no, nil // another leader, or an election already under way
 	}
+	if s.askingFirst.Load() {
+		// Two followers asking each other at once (their ranks disagree
+		// while the configuration changes) would each wait for the other:
+		// both campaign now, as they did before either asked.
+		return no, nil
+	}
 	term, index := s.node.lastLogPosition()
 	if term > theirTerm || term == theirTerm && index > theirIndex {
 		return no, nil // this log is ahead: the asker campaigns, and this member wins after it
@@ -85,6 +91,39 @@ func (s *Server) serveCampaignFirst(in []byte) ([]byte, error) {
 	default: // one is pending already
 	}
 	return []byte{1}, nil
+}
+
+// firstOutcome is how letOthersGoFirst ended.
+type firstOutcome int
+
+const (
+	nobodyWentFirst firstOutcome = iota // campaign now, as without asking
+	otherWentFirst                      // a vote request came: campaign now
+	stopping                            // the server is closing
+)
+
+// letOthersGoFirst asks the voters other than this member and the silent
+// leader to campaign first and, if one agrees, waits for its vote request.
+// The wait is longer than the other's own dial of the leader before it
+// campaigns (a quarter of the timeout, when the leader does not refuse but
+// stays silent) plus how much later than ours its floor may fall (its
+// last contact may be one heartbeat, a tenth of the timeout, later).
+func (s *Server) letOthersGoFirst(leader raft.ServerID, asks <-chan raft.Observation) firstOutcome {
+	s.askingFirst.Store(true)
+	defer s.askingFirst.Store(false)
+	if !s.askOthersFirst(leader, s.cfg.ElectionTimeout/8) {
+		return nobodyWentFirst
+	}
+	t := time.NewTimer(s.cfg.ElectionTimeout / 2)
+	defer t.Stop()
+	select {
+	case <-asks:
+		return otherWentFirst
+	case <-t.C:
+		return nobodyWentFirst
+	case <-s.stopc:
+		return stopping
+	}
 }
 
 // askOthersFirst tells the voters other than this member and the silent
@@ -98,6 +137,13 @@ func (s *Server) askOthersFirst(leader raft.ServerID, timeout time.Duration) boo
 
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
+	go func() {
+		select {
+		case <-s.stopc:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
 	answers := make(chan bool)
 	asked := 0
 	for _, srv := range s.peers() {
@@ -130,16 +176,4 @@ func askFirst(ctx context.Context, addr string, frame []byte) bool {
 	var out []byte
 	err = conn.Invoke(ctx, campaignFirstMethod, &frame, &out, grpc.CallContentSubtype(rawCodec{}.Name()))
 	return err == nil && len(out) == 1 && out[0] == 1
-}
-
-// awaitVoteRequest waits, at most timeout, for another member to ask for
-// this member's vote.
-func (s *Server) awaitVoteRequest(asks <-chan raft.Observation, timeout time.Duration) {
-	t := time.NewTimer(timeout)
-	defer t.Stop()
-	select {
-	case <-asks:
-	case <-t.C:
-	case <-s.stopc:
-	}
 }

@@ -57,7 +57,7 @@ func newMetrics(s *Server) *metrics {
 		Name: "coord_server_commit_announcements_total", Help: "Barriers the leader committed to send followers the commit index of a write that came alone.",
 	})
 	m.campaignNudges = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "coord_server_campaign_nudges_total", Help: "Times this follower found its leader silent past its deadline and not answering, and made raft look for a leader at once; reason is deadline (its own), vote_request (another member asked for a vote, or to campaign first) or after_other (another member campaigned first at its request).",
+		Name: "coord_server_campaign_nudges_total", Help: "Times this follower found its leader silent past its deadline and not answering, and made raft look for a leader at once; reason is deadline (its own), vote_request (another member asked for a vote, or to campaign first) or after_other (another member campaigned first at its request, and its vote request came).",
 	}, []string{"reason"})
 	gauge := func(name, help string, f func() float64) prometheus.Collector {
 		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, f)

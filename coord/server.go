@@ -50,8 +50,10 @@ type Server struct {
 	refuseForwardStream atomic.Bool // tests: answer as a coordd without it
 
 	// campaignFirst wakes campaignLoop when a follower about to campaign
-	// asked this member to go first (campaign_first.go).
+	// asked this member to go first; askingFirst is set while this member
+	// asks the others (campaign_first.go).
 	campaignFirst chan struct{}
+	askingFirst   atomic.Bool
 
 	stopc chan struct{}
 	wg    sync.WaitGroup // goroutines the server started
