@@ -24,13 +24,7 @@ import (
 func TestClusterThroughFollowers(t *testing.T) {
 	c := coordtest.StartCluster(t, 3)
 	ctx := ctxT(t, 60*time.Second)
-	leader := c.Leader()
-	var followers []*coordtest.Member
-	for _, m := range c.Members {
-		if m != leader {
-			followers = append(followers, m)
-		}
-	}
+	followers := c.Others(c.Leader())
 	f1, f2 := followers[0].Client(), followers[1].Client()
 	defer f1.Close()
 	defer f2.Close()
@@ -588,12 +582,7 @@ func TestVoteRequestHastensCampaign(t *testing.T) {
 		t.Fatal("a nudged follower that hears from its leader replaced it")
 	}
 	old.Kill()
-	var survivors []*coordtest.Member
-	for _, m := range c.Members {
-		if m != old {
-			survivors = append(survivors, m)
-		}
-	}
+	survivors := c.Others(old)
 	next := c.Leader()
 	var byRequest float64
 	for _, m := range survivors {
@@ -646,16 +635,8 @@ func longerLogKill(t *testing.T) bool {
 	}()
 	ctx := ctxT(t, 30*time.Second)
 	old := c.Leader()
-	var fs []*coordtest.Member
-	for _, m := range c.Members {
-		if m != old {
-			fs = append(fs, m)
-		}
-	}
-	if fs[1].Config.Name < fs[0].Config.Name {
-		fs[0], fs[1] = fs[1], fs[0]
-	}
-	ahead, behind := fs[0], fs[1] // in rank order: the followers' IDs
+	fs := c.Others(old)
+	ahead, behind := fs[0], fs[1] // in rank order
 	lc := old.Client()
 	defer lc.Close()
 	if _, err := lc.Put(ctx, "before", "v"); err != nil {

@@ -10,6 +10,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -177,6 +178,19 @@ func (c *Cluster) Follower() *Member {
 	}
 	c.t.Fatal("no running follower")
 	return nil
+}
+
+// Others returns the members other than m, in the order of their names
+// (the order of their raft IDs).
+func (c *Cluster) Others(m *Member) []*Member {
+	var others []*Member
+	for _, o := range c.Members {
+		if o != m {
+			others = append(others, o)
+		}
+	}
+	slices.SortFunc(others, func(a, b *Member) int { return strings.Compare(a.Config.Name, b.Config.Name) })
+	return others
 }
 
 // WaitReady waits, for at most 10 seconds, until the member answers a
