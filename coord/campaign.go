@@ -69,13 +69,15 @@ func newCampaignClock(timeout time.Duration) *campaignClock {
 func (c *campaignClock) maxJitter() time.Duration { return max(c.timeout/16, time.Microsecond) }
 
 // silence is what campaignClock looks at: the member's state, its last
-// contact with a leader, its rank among the followers, and the last time
-// another member asked for its vote.
+// contact with a leader, whether raft still holds that leader, its rank
+// among the followers, and the last time another member asked for its
+// vote.
 type silence struct {
-	state   raft.RaftState
-	contact time.Time
-	rank    int
-	asked   time.Time
+	state      raft.RaftState
+	contact    time.Time
+	leaderless bool
+	rank       int
+	asked      time.Time
 }
 
 // Why a follower nudged raft: the label of coord_server_campaign_nudges_total.
@@ -97,6 +99,14 @@ func (c *campaignClock) step(now time.Time, s silence) (nudge string, next time.
 	}
 	if c.nudged.Equal(s.contact) {
 		return "", c.poll // nudged for this silence already; raft decides
+	}
+	if s.leaderless {
+		// raft let the leader go: an election is under way, and raft's
+		// randomized timers run it. Nudged, every follower that voted in
+		// a failed round would campaign one timeout after its vote, all
+		// together, and split the next round's votes too: 5 members went
+		// 10 s without a leader after one kill in twenty.
+		return "", c.poll
 	}
 	floor := s.contact.Add(c.timeout)
 	deadline, why := floor.Add(time.Duration(s.rank)*c.spacing+c.offset), nudgeDeadline
@@ -164,7 +174,7 @@ func (s *Server) campaignLoop() {
 		if f := r.GetConfiguration(); f.Error() == nil {
 			rank = followerRank(f.Configuration(), self, leader)
 		}
-		why, next := c.step(time.Now(), silence{state: r.State(), contact: r.LastContact(), rank: rank, asked: asked})
+		why, next := c.step(time.Now(), silence{state: r.State(), contact: r.LastContact(), leaderless: leader == "", rank: rank, asked: asked})
 		if why != "" && !s.node.leaderAnswers(s.cfg.ElectionTimeout/4) {
 			if why == nudgeDeadline {
 				switch s.letOthersGoFirst(leader, asks) {

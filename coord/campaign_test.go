@@ -79,6 +79,15 @@ func TestCampaignClock(t *testing.T) {
 	if why, _ := c.step(t2.Add(timeout), asked); why != nudgeVoteRequest {
 		t.Fatalf("nudge %q at the floor after a vote request, want %q", why, nudgeVoteRequest)
 	}
+	// A follower whose raft let the leader go is mid-election: raft's own
+	// timers decide, whatever the requests.
+	leaderless := follower(t2.Add(time.Minute), 0)
+	leaderless.leaderless = true
+	leaderless.asked = t2.Add(time.Minute + time.Millisecond)
+	if why, _ := c.step(t2.Add(time.Minute+2*timeout), leaderless); why != "" {
+		t.Fatalf("nudged (%q) a follower without a leader", why)
+	}
+
 	// A request from before the last contact is old news: the leader spoke
 	// since.
 	t3 := t2.Add(time.Hour)
