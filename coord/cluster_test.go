@@ -647,12 +647,7 @@ func longerLogKill(t *testing.T) bool {
 		_, last, _, _ := m.Server.LogIndexes()
 		return last == want
 	}
-	for deadline := time.Now().Add(5 * time.Second); !caughtUp(ahead) || !caughtUp(behind); {
-		if time.Now().After(deadline) {
-			t.Fatal("followers did not catch up with the leader in 5s")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	waitFor(t, 5*time.Second, "the followers to catch up with the leader", func() bool { return caughtUp(ahead) && caughtUp(behind) })
 
 	behind.Isolate(true)
 	if _, err := lc.Put(ctx, "only-ahead", "v"); err != nil { // committed by the leader and ahead
